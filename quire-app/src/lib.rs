@@ -1,1 +1,67 @@
-//! placeholder
+//! quire's application layer: the [`App`] handle and the use cases, one module per resource.
+//!
+//! A use case takes raw client input, parses it into domain values, checks who may do what,
+//! and calls the store. It knows nothing of HTTP (no status codes, no axum types), SQL or
+//! Redis: [`AppError`] says what went wrong and the HTTP layer decides how to say it.
+
+mod articles;
+mod comments;
+mod error;
+mod input;
+mod passwords;
+mod profiles;
+mod tokens;
+mod users;
+
+use std::sync::Arc;
+
+pub use error::{AppError, AppResult, AuthFailure};
+pub use input::{
+    ArticleQuery, LoginInput, NewArticleInput, NewCommentInput, NewUserInput, UpdateArticleInput,
+    UpdateUserInput,
+};
+pub use passwords::{PasswordHasher, PasswordHashing};
+pub use quire_store::{
+    ArticleList, ArticleRecord, CommentRecord, Profile, Store, StoreError, UserRecord,
+};
+pub use tokens::TokenKeys;
+
+/// A signed-in user: their record and the token they presented (echoed back by `GET /user`).
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub user: UserRecord,
+    pub token: String,
+}
+
+impl Viewer {
+    pub fn id(&self) -> quire_domain::UserId {
+        self.user.id
+    }
+}
+
+/// A user with a token, as register, login and `/user` answer.
+#[derive(Debug, Clone)]
+pub struct SignedInUser {
+    pub user: UserRecord,
+    pub token: String,
+}
+
+/// Handles to everything the use cases need. Cheap to share: wrap it in an `Arc` once.
+pub struct App {
+    /// Where everything is persisted.
+    pub store: Arc<dyn Store>,
+    /// Signs and verifies session tokens.
+    pub tokens: TokenKeys,
+    /// Hashes and checks passwords on the blocking pool, a bounded number at a time.
+    pub passwords: PasswordHasher,
+}
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, tokens: TokenKeys, passwords: PasswordHasher) -> Self {
+        Self {
+            store,
+            tokens,
+            passwords,
+        }
+    }
+}

@@ -1,1 +1,172 @@
-//! placeholder
+//! quire's persistence: the [`Store`] trait every backend implements, the records it returns,
+//! and the SQLite backend that quire runs on by default.
+//!
+//! Callers (quire-app) see only the trait, so a PostgreSQL backend can be added without changing
+//! them. SQL lives here and nowhere else. Nothing here knows about HTTP or the application's
+//! authorization rules: the store answers questions and applies changes it is given.
+
+mod error;
+mod records;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use quire_domain::{ArticleId, CommentBody, CommentId, Email, Page, Slug, Tag, UserId, Username};
+
+pub use error::StoreError;
+pub use records::{
+    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, NewArticle, NewUser,
+    Profile, UserChanges, UserRecord,
+};
+
+/// Result of every store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything quire persists. Every method is a single atomic operation; a write that returns
+/// `Ok` is durable (it survives `kill -9` and power loss as far as the disk keeps its promises).
+///
+/// `viewer` arguments are the signed-in user, used only to fill `favorited` and `following`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the store can serve queries (readiness probes).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates a user. Fails with [`StoreError::Conflict`] naming each taken field.
+    async fn create_user(&self, user: NewUser) -> StoreResult<UserRecord>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>>;
+    /// Applies `changes`; `None` if the user no longer exists. Conflicts as for `create_user`.
+    async fn update_user(
+        &self,
+        id: UserId,
+        changes: UserChanges,
+    ) -> StoreResult<Option<UserRecord>>;
+
+    async fn profile(
+        &self,
+        username: &Username,
+        viewer: Option<UserId>,
+    ) -> StoreResult<Option<Profile>>;
+    /// Makes `follower` follow `username` (idempotent); `None` if no such user.
+    async fn follow(&self, follower: UserId, username: &Username) -> StoreResult<Option<Profile>>;
+    async fn unfollow(&self, follower: UserId, username: &Username)
+    -> StoreResult<Option<Profile>>;
+
+    /// Articles matching `filter`, newest first, without bodies; the count is of all matches.
+    async fn list_articles(
+        &self,
+        filter: ArticleFilter,
+        page: Page,
+        viewer: Option<UserId>,
+    ) -> StoreResult<ArticleList>;
+    /// Articles by authors `viewer` follows, newest first, without bodies.
+    async fn feed(&self, viewer: UserId, page: Page) -> StoreResult<ArticleList>;
+    async fn article(
+        &self,
+        slug: &Slug,
+        viewer: Option<UserId>,
+    ) -> StoreResult<Option<ArticleRecord>>;
+    /// Creates an article under a slug made unique from its title.
+    async fn create_article(&self, article: NewArticle) -> StoreResult<ArticleRecord>;
+    /// Applies `changes`; a new title gives a new slug. `None` if the article is gone.
+    async fn update_article(
+        &self,
+        id: ArticleId,
+        changes: ArticleChanges,
+        viewer: UserId,
+    ) -> StoreResult<Option<ArticleRecord>>;
+    /// Deletes an article with its tags, favorites and comments; `false` if it was gone.
+    async fn delete_article(&self, id: ArticleId) -> StoreResult<bool>;
+    /// Marks the article favorited by `user` (idempotent); `None` if no such article.
+    async fn favorite(&self, user: UserId, slug: &Slug) -> StoreResult<Option<ArticleRecord>>;
+    async fn unfavorite(&self, user: UserId, slug: &Slug) -> StoreResult<Option<ArticleRecord>>;
+
+    /// An article's comments, newest first; `None` if no such article.
+    async fn comments(
+        &self,
+        slug: &Slug,
+        viewer: Option<UserId>,
+    ) -> StoreResult<Option<Vec<CommentRecord>>>;
+    /// One comment of the article named by `slug`.
+    async fn comment(
+        &self,
+        slug: &Slug,
+        id: CommentId,
+        viewer: Option<UserId>,
+    ) -> StoreResult<Option<CommentRecord>>;
+    /// Adds a comment; `None` if no such article.
+    async fn add_comment(
+        &self,
+        author: UserId,
+        slug: &Slug,
+        body: CommentBody,
+    ) -> StoreResult<Option<CommentRecord>>;
+    async fn delete_comment(&self, id: CommentId) -> StoreResult<bool>;
+
+    /// Every tag in use, sorted.
+    async fn tags(&self) -> StoreResult<Vec<Tag>>;
+}
+
+/// Which backend a database URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH` (relative to the working directory) or `sqlite:///ABSOLUTE/PATH`.
+    Sqlite(std::path::PathBuf),
+    /// `postgres://...` or `postgresql://...`.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(StoreError::Config("sqlite URL has no file path".into()));
+            }
+            return Ok(Self::Sqlite(path.into()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        Err(StoreError::Config(format!(
+            "unsupported database URL {url:?}: use sqlite://PATH or postgres://..."
+        )))
+    }
+}
+
+/// Opens (creating and migrating as needed) the store a URL names.
+pub async fn open(
+    url: &DatabaseUrl,
+    options: sqlite::SqliteOptions,
+) -> StoreResult<Arc<dyn Store>> {
+    match url {
+        DatabaseUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, options).await?)),
+        DatabaseUrl::Postgres(_) => Err(StoreError::Config(
+            "the PostgreSQL backend is not built yet; use a sqlite:// URL".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://quire.db").unwrap(),
+            DatabaseUrl::Sqlite("quire.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/quire.db").unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/quire.db".into())
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://localhost/test").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert!(DatabaseUrl::parse("quire.db").is_err());
+    }
+}

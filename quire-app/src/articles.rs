@@ -1,0 +1,159 @@
+//! Articles: lists, the feed, one article, create, update, delete, favorites, tags.
+
+use quire_domain::{
+    ArticleBody, Description, FieldError, FieldErrors, Page, Slug, Tag, TagList, Title,
+};
+use quire_store::{ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, NewArticle};
+
+use crate::{App, AppError, AppResult, ArticleQuery, NewArticleInput, UpdateArticleInput, Viewer};
+
+/// A slug from a URL; one that cannot exist is simply not found.
+fn slug_in_path(raw: &str) -> AppResult<Slug> {
+    Slug::parse(raw).ok_or(AppError::NotFound("article"))
+}
+
+/// An empty filter value (`?tag=`) filters nothing, as if it were absent.
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+impl App {
+    pub async fn list_articles(
+        &self,
+        query: ArticleQuery,
+        viewer: Option<&Viewer>,
+    ) -> AppResult<ArticleList> {
+        let page = Page::parse(query.limit.as_deref(), query.offset.as_deref())?;
+        let filter = ArticleFilter {
+            tag: non_empty(query.tag),
+            author: non_empty(query.author),
+            favorited_by: non_empty(query.favorited),
+        };
+        Ok(self
+            .store
+            .list_articles(filter, page, viewer.map(Viewer::id))
+            .await?)
+    }
+
+    pub async fn feed(
+        &self,
+        viewer: &Viewer,
+        limit: Option<&str>,
+        offset: Option<&str>,
+    ) -> AppResult<ArticleList> {
+        let page = Page::parse(limit, offset)?;
+        Ok(self.store.feed(viewer.id(), page).await?)
+    }
+
+    pub async fn article(&self, slug: &str, viewer: Option<&Viewer>) -> AppResult<ArticleRecord> {
+        let slug = slug_in_path(slug)?;
+        self.store
+            .article(&slug, viewer.map(Viewer::id))
+            .await?
+            .ok_or(AppError::NotFound("article"))
+    }
+
+    pub async fn create_article(
+        &self,
+        viewer: &Viewer,
+        input: NewArticleInput,
+    ) -> AppResult<ArticleRecord> {
+        let mut errors = FieldErrors::new();
+        let mut required = |field, raw: Option<String>| {
+            if raw.is_none() {
+                errors.push(FieldError::blank(field));
+            }
+            raw
+        };
+        let title = required("title", input.title);
+        let description = required("description", input.description);
+        let body = required("body", input.body);
+        let title = title.and_then(|t| errors.check(Title::parse(&t)));
+        let description = description.and_then(|d| errors.check(Description::parse(&d)));
+        let body = body.and_then(|b| errors.check(ArticleBody::parse(&b)));
+        let tags = errors.check(TagList::parse(
+            input.tag_list.as_deref().unwrap_or_default(),
+        ));
+        let (Some(title), Some(description), Some(body), Some(tags)) =
+            (title, description, body, tags)
+        else {
+            return Err(errors.into());
+        };
+        Ok(self
+            .store
+            .create_article(NewArticle {
+                author: viewer.id(),
+                title,
+                description,
+                body,
+                tags,
+            })
+            .await?)
+    }
+
+    /// Loads an article that `viewer` may change: 404 if absent, 403 if not theirs.
+    async fn own_article(&self, viewer: &Viewer, slug: &str) -> AppResult<ArticleRecord> {
+        let article = self.article(slug, Some(viewer)).await?;
+        if article.author.id != viewer.id() {
+            return Err(AppError::Forbidden("article"));
+        }
+        Ok(article)
+    }
+
+    pub async fn update_article(
+        &self,
+        viewer: &Viewer,
+        slug: &str,
+        input: UpdateArticleInput,
+    ) -> AppResult<ArticleRecord> {
+        let mut errors = FieldErrors::new();
+        let changes = ArticleChanges {
+            title: input.title.and_then(|t| errors.check(Title::parse(&t))),
+            description: input
+                .description
+                .and_then(|d| errors.check(Description::parse(&d))),
+            body: input
+                .body
+                .and_then(|b| errors.check(ArticleBody::parse(&b))),
+        };
+        errors.into_result()?;
+        let article = self.own_article(viewer, slug).await?;
+        if changes.title.is_none() && changes.description.is_none() && changes.body.is_none() {
+            return Err(
+                FieldError::new("article", "must contain at least one field to change").into(),
+            );
+        }
+        self.store
+            .update_article(article.id, changes, viewer.id())
+            .await?
+            .ok_or(AppError::NotFound("article"))
+    }
+
+    pub async fn delete_article(&self, viewer: &Viewer, slug: &str) -> AppResult<()> {
+        let article = self.own_article(viewer, slug).await?;
+        if !self.store.delete_article(article.id).await? {
+            return Err(AppError::NotFound("article"));
+        }
+        Ok(())
+    }
+
+    pub async fn favorite(&self, viewer: &Viewer, slug: &str) -> AppResult<ArticleRecord> {
+        let slug = slug_in_path(slug)?;
+        self.store
+            .favorite(viewer.id(), &slug)
+            .await?
+            .ok_or(AppError::NotFound("article"))
+    }
+
+    pub async fn unfavorite(&self, viewer: &Viewer, slug: &str) -> AppResult<ArticleRecord> {
+        let slug = slug_in_path(slug)?;
+        self.store
+            .unfavorite(viewer.id(), &slug)
+            .await?
+            .ok_or(AppError::NotFound("article"))
+    }
+
+    pub async fn tags(&self) -> AppResult<Vec<Tag>> {
+        Ok(self.store.tags().await?)
+    }
+}

@@ -1,0 +1,63 @@
+//! Comments on articles: list, add, delete (by their author only).
+
+use quire_domain::{CommentBody, CommentId, FieldError, Slug};
+use quire_store::CommentRecord;
+
+use crate::{App, AppError, AppResult, NewCommentInput, Viewer};
+
+fn slug_in_path(raw: &str) -> AppResult<Slug> {
+    Slug::parse(raw).ok_or(AppError::NotFound("article"))
+}
+
+impl App {
+    pub async fn comments(
+        &self,
+        slug: &str,
+        viewer: Option<&Viewer>,
+    ) -> AppResult<Vec<CommentRecord>> {
+        let slug = slug_in_path(slug)?;
+        self.store
+            .comments(&slug, viewer.map(Viewer::id))
+            .await?
+            .ok_or(AppError::NotFound("article"))
+    }
+
+    pub async fn add_comment(
+        &self,
+        viewer: &Viewer,
+        slug: &str,
+        input: NewCommentInput,
+    ) -> AppResult<CommentRecord> {
+        let body = match input.body {
+            None => return Err(FieldError::blank("body").into()),
+            Some(raw) => CommentBody::parse(&raw)?,
+        };
+        let slug = slug_in_path(slug)?;
+        self.store
+            .add_comment(viewer.id(), &slug, body)
+            .await?
+            .ok_or(AppError::NotFound("article"))
+    }
+
+    /// Deletes a comment: 404 if the article or comment is absent, 403 if not the viewer's.
+    pub async fn delete_comment(&self, viewer: &Viewer, slug: &str, id: &str) -> AppResult<()> {
+        let slug = slug_in_path(slug)?;
+        let id = id
+            .parse::<i64>()
+            .map(CommentId)
+            .map_err(|_| AppError::NotFound("comment"))?;
+        if self.store.article(&slug, None).await?.is_none() {
+            return Err(AppError::NotFound("article"));
+        }
+        let comment = self
+            .store
+            .comment(&slug, id, None)
+            .await?
+            .ok_or(AppError::NotFound("comment"))?;
+        if comment.author.id != viewer.id() {
+            return Err(AppError::Forbidden("comment"));
+        }
+        self.store.delete_comment(id).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! Password hashing with argon2id, off the async threads.
+//!
+//! Hashing is deliberately slow (tens of milliseconds of CPU), so it runs on tokio's blocking
+//! pool and at most `concurrency` hashes run at once: a storm of logins queues here instead of
+//! starving every other request of CPU. A login for an unknown email still verifies against a
+//! dummy hash, so response time does not reveal which emails have accounts.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use quire_domain::Password;
+use tokio::sync::Semaphore;
+
+use crate::{AppError, AppResult};
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordHashing {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes over memory.
+    pub iterations: u32,
+    /// Hashes allowed to run at once.
+    pub concurrency: usize,
+}
+
+impl Default for PasswordHashing {
+    /// OWASP's recommended argon2id setting (19 MiB, 2 passes, 1 lane).
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            concurrency: 2,
+        }
+    }
+}
+
+/// Hashes and verifies passwords on the blocking pool, a bounded number at a time.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    dummy_hash: Arc<str>,
+}
+
+impl PasswordHasher {
+    pub fn new(settings: PasswordHashing) -> AppResult<Self> {
+        let params = Params::new(settings.memory_kib, settings.iterations, 1, None)
+            .map_err(|e| AppError::Internal(format!("bad argon2 parameters: {e}")))?;
+        let dummy_hash = hash_blocking(&params, "not-a-real-password")?;
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            dummy_hash: dummy_hash.into(),
+        })
+    }
+
+    /// A PHC string (`$argon2id$v=19$...`) for the password.
+    pub async fn hash(&self, password: Password) -> AppResult<String> {
+        let params = self.params.clone();
+        self.run(move || hash_blocking(&params, password.expose()))
+            .await?
+    }
+
+    /// Whether the password matches `hash`; `None` checks against a dummy to spend equal time.
+    pub async fn verify(&self, password: Password, hash: Option<String>) -> AppResult<bool> {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let matches = self
+            .run(move || {
+                PasswordHash::new(&hash).is_ok_and(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.expose().as_bytes(), &parsed)
+                        .is_ok()
+                })
+            })
+            .await?;
+        Ok(known && matches)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> AppResult<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| AppError::Overloaded)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| AppError::Internal(format!("password task failed: {e}")))
+    }
+}
+
+fn hash_blocking(params: &Params, password: &str) -> AppResult<String> {
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::Internal(format!("cannot hash password: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> PasswordHasher {
+        PasswordHasher::new(PasswordHashing {
+            memory_kib: 64,
+            iterations: 1,
+            concurrency: 2,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn hashes_and_verifies() {
+        let hasher = cheap();
+        let pw = Password::parse("correct horse").unwrap();
+        let hash = hasher.hash(pw.clone()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(hasher.verify(pw, Some(hash.clone())).await.unwrap());
+        let wrong = Password::parse("wrong horse").unwrap();
+        assert!(!hasher.verify(wrong, Some(hash)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn unknown_user_never_verifies() {
+        let hasher = cheap();
+        let pw = Password::parse("not-a-real-password").unwrap();
+        assert!(!hasher.verify(pw, None).await.unwrap());
+    }
+}

@@ -1,0 +1,593 @@
+//! The SQL, as plain functions over a connection. Reads run on reader threads; writes run on
+//! the writer thread inside its batch transaction, so a write may read its own result back.
+//! Statements are prepared once per connection and cached.
+
+use quire_domain::{ArticleId, CommentId, Page, Slug, Tag, Timestamp, UserId};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params};
+
+use crate::{
+    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, NewArticle, NewUser,
+    Profile, StoreError, StoreResult, UserChanges, UserRecord,
+};
+
+/// Separates tags in one aggregated column; tags cannot contain control characters.
+const TAG_SEPARATOR: char = '\u{1f}';
+
+const USER_COLUMNS: &str = "id, username, email, password_hash, bio, image";
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        id: UserId(row.get(0)?),
+        username: row.get(1)?,
+        email: row.get(2)?,
+        password_hash: row.get(3)?,
+        bio: row.get(4)?,
+        image: row.get(5)?,
+    })
+}
+
+pub fn user_by_id(conn: &Connection, id: UserId) -> StoreResult<Option<UserRecord>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id.0], user_from_row)
+        .optional()?)
+}
+
+pub fn user_by_email(conn: &Connection, email: &str) -> StoreResult<Option<UserRecord>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([email], user_from_row)
+        .optional()?)
+}
+
+fn user_id_by_name(conn: &Connection, username: &str) -> StoreResult<Option<UserId>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM users WHERE username = ?1")?
+        .query_row([username], |row| row.get(0).map(UserId))
+        .optional()?)
+}
+
+/// Names the unique fields (`username`, `email`) already held by a user other than `except`.
+fn taken_fields(
+    conn: &Connection,
+    username: Option<&str>,
+    email: Option<&str>,
+    except: Option<UserId>,
+) -> StoreResult<Vec<&'static str>> {
+    let mut taken = Vec::new();
+    let other = |id: Option<UserId>| id.is_some_and(|id| Some(id) != except);
+    if let Some(name) = username
+        && other(user_id_by_name(conn, name)?)
+    {
+        taken.push("username");
+    }
+    if let Some(email) = email
+        && other(user_by_email(conn, email)?.map(|u| u.id))
+    {
+        taken.push("email");
+    }
+    Ok(taken)
+}
+
+pub fn create_user(conn: &Connection, user: &NewUser) -> StoreResult<UserRecord> {
+    let taken = taken_fields(
+        conn,
+        Some(user.username.as_str()),
+        Some(user.email.as_str()),
+        None,
+    )?;
+    if !taken.is_empty() {
+        return Err(StoreError::Conflict(taken));
+    }
+    let now = Timestamp::now().as_millis();
+    conn.prepare_cached(
+        "INSERT INTO users (username, email, password_hash, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+    )?
+    .execute(rusqlite::params![
+        user.username.as_str(),
+        user.email.as_str(),
+        user.password_hash,
+        now
+    ])?;
+    let id = UserId(conn.last_insert_rowid());
+    user_by_id(conn, id)?.ok_or_else(|| StoreError::Database("inserted user vanished".into()))
+}
+
+pub fn update_user(
+    conn: &Connection,
+    id: UserId,
+    changes: &UserChanges,
+) -> StoreResult<Option<UserRecord>> {
+    let Some(current) = user_by_id(conn, id)? else {
+        return Ok(None);
+    };
+    let taken = taken_fields(
+        conn,
+        changes.username.as_ref().map(|u| u.as_str()),
+        changes.email.as_ref().map(|e| e.as_str()),
+        Some(id),
+    )?;
+    if !taken.is_empty() {
+        return Err(StoreError::Conflict(taken));
+    }
+    let username = changes
+        .username
+        .as_ref()
+        .map_or(current.username.as_str(), |u| u.as_str());
+    let email = changes
+        .email
+        .as_ref()
+        .map_or(current.email.as_str(), |e| e.as_str());
+    let password_hash = changes
+        .password_hash
+        .as_deref()
+        .unwrap_or(&current.password_hash);
+    let bio = match &changes.bio {
+        Some(bio) => bio.clone().map(|b| b.into_string()),
+        None => current.bio.clone(),
+    };
+    let image = match &changes.image {
+        Some(image) => image.clone().map(|i| i.into_string()),
+        None => current.image.clone(),
+    };
+    conn.prepare_cached(
+        "UPDATE users SET username = ?2, email = ?3, password_hash = ?4, bio = ?5, image = ?6,
+         updated_at = ?7 WHERE id = ?1",
+    )?
+    .execute(rusqlite::params![
+        id.0,
+        username,
+        email,
+        password_hash,
+        bio,
+        image,
+        Timestamp::now().as_millis()
+    ])?;
+    user_by_id(conn, id)
+}
+
+/// Columns of a profile as seen by `:viewer`, for a `users` row aliased `u`.
+const PROFILE_COLUMNS: &str = "u.id, u.username, u.bio, u.image,
+    EXISTS (SELECT 1 FROM follows fo WHERE fo.follower_id = :viewer AND fo.followee_id = u.id)";
+
+fn profile_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Profile> {
+    Ok(Profile {
+        id: UserId(row.get(at)?),
+        username: row.get(at + 1)?,
+        bio: row.get(at + 2)?,
+        image: row.get(at + 3)?,
+        following: row.get(at + 4)?,
+    })
+}
+
+pub fn profile(
+    conn: &Connection,
+    username: &str,
+    viewer: Option<UserId>,
+) -> StoreResult<Option<Profile>> {
+    let sql = format!("SELECT {PROFILE_COLUMNS} FROM users u WHERE u.username = :username");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(
+            named_params! { ":viewer": viewer.map(|v| v.0), ":username": username },
+            |row| profile_from_row(row, 0),
+        )
+        .optional()?)
+}
+
+pub fn set_following(
+    conn: &Connection,
+    follower: UserId,
+    username: &str,
+    follow: bool,
+) -> StoreResult<Option<Profile>> {
+    let Some(followee) = user_id_by_name(conn, username)? else {
+        return Ok(None);
+    };
+    if follow {
+        conn.prepare_cached(
+            "INSERT INTO follows (follower_id, followee_id, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(rusqlite::params![
+            follower.0,
+            followee.0,
+            Timestamp::now().as_millis()
+        ])?;
+    } else {
+        conn.prepare_cached("DELETE FROM follows WHERE follower_id = ?1 AND followee_id = ?2")?
+            .execute([follower.0, followee.0])?;
+    }
+    profile(conn, username, Some(follower))
+}
+
+/// Columns of an article (body included when `with_body`) with tags, the viewer's flags and
+/// its author, for `articles a JOIN users u`.
+fn article_columns(with_body: bool) -> String {
+    let body = if with_body { "a.body" } else { "NULL" };
+    format!(
+        "a.id, a.slug, a.title, a.description, {body}, a.created_at, a.updated_at,
+         a.favorites_count,
+         (SELECT group_concat(t.tag, char(31)) FROM article_tags t WHERE t.article_id = a.id),
+         EXISTS (SELECT 1 FROM favorites f WHERE f.user_id = :viewer AND f.article_id = a.id),
+         {PROFILE_COLUMNS}"
+    )
+}
+
+fn article_from_row(row: &Row<'_>) -> rusqlite::Result<ArticleRecord> {
+    let tags: Option<String> = row.get(8)?;
+    let mut tags: Vec<String> = tags
+        .map(|t| t.split(TAG_SEPARATOR).map(str::to_owned).collect())
+        .unwrap_or_default();
+    tags.sort_unstable();
+    Ok(ArticleRecord {
+        id: ArticleId(row.get(0)?),
+        slug: row.get(1)?,
+        title: row.get(2)?,
+        description: row.get(3)?,
+        body: row.get(4)?,
+        tags,
+        created_at: Timestamp::from_millis(row.get(5)?),
+        updated_at: Timestamp::from_millis(row.get(6)?),
+        favorites_count: row.get::<_, i64>(7)?.max(0) as u64,
+        favorited: row.get(9)?,
+        author: profile_from_row(row, 10)?,
+    })
+}
+
+pub fn article(
+    conn: &Connection,
+    slug: &str,
+    viewer: Option<UserId>,
+) -> StoreResult<Option<ArticleRecord>> {
+    let sql = format!(
+        "SELECT {} FROM articles a JOIN users u ON u.id = a.author_id WHERE a.slug = :slug",
+        article_columns(true)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(
+            named_params! { ":viewer": viewer.map(|v| v.0), ":slug": slug },
+            article_from_row,
+        )
+        .optional()?)
+}
+
+fn article_by_id(
+    conn: &Connection,
+    id: ArticleId,
+    viewer: Option<UserId>,
+) -> StoreResult<Option<ArticleRecord>> {
+    let sql = format!(
+        "SELECT {} FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = :id",
+        article_columns(true)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(
+            named_params! { ":viewer": viewer.map(|v| v.0), ":id": id.0 },
+            article_from_row,
+        )
+        .optional()?)
+}
+
+/// Runs one page of a list query and its total, for a `WHERE` clause over `articles a`.
+fn article_page(
+    conn: &Connection,
+    where_clause: &str,
+    params: &[(&str, &dyn ToSql)],
+    page: Page,
+    viewer: Option<UserId>,
+) -> StoreResult<ArticleList> {
+    let count_sql = format!("SELECT count(*) FROM articles a WHERE {where_clause}");
+    let total: i64 = conn
+        .prepare_cached(&count_sql)?
+        .query_row(params, |row| row.get(0))?;
+    if total == 0 || page.offset >= total as u64 {
+        return Ok(ArticleList {
+            articles: Vec::new(),
+            total: total.max(0) as u64,
+        });
+    }
+    let list_sql = format!(
+        "SELECT {} FROM articles a JOIN users u ON u.id = a.author_id WHERE {where_clause}
+         ORDER BY a.id DESC LIMIT :limit OFFSET :offset",
+        article_columns(false)
+    );
+    let viewer = viewer.map(|v| v.0);
+    let limit = i64::from(page.limit);
+    let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
+    let mut all: Vec<(&str, &dyn ToSql)> = params.to_vec();
+    all.extend([
+        (":viewer", &viewer as &dyn ToSql),
+        (":limit", &limit as &dyn ToSql),
+        (":offset", &offset as &dyn ToSql),
+    ]);
+    let articles = conn
+        .prepare_cached(&list_sql)?
+        .query_map(all.as_slice(), article_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ArticleList {
+        articles,
+        total: total as u64,
+    })
+}
+
+pub fn list_articles(
+    conn: &Connection,
+    filter: &ArticleFilter,
+    page: Page,
+    viewer: Option<UserId>,
+) -> StoreResult<ArticleList> {
+    let mut clauses = vec!["1 = 1"];
+    let mut params: Vec<(&str, &dyn ToSql)> = Vec::new();
+    if let Some(tag) = &filter.tag {
+        clauses.push("a.id IN (SELECT article_id FROM article_tags WHERE tag = :tag)");
+        params.push((":tag", tag));
+    }
+    if let Some(author) = &filter.author {
+        clauses.push("a.author_id = (SELECT id FROM users WHERE username = :author)");
+        params.push((":author", author));
+    }
+    if let Some(fan) = &filter.favorited_by {
+        clauses.push(
+            "a.id IN (SELECT article_id FROM favorites
+                      WHERE user_id = (SELECT id FROM users WHERE username = :fan))",
+        );
+        params.push((":fan", fan));
+    }
+    article_page(conn, &clauses.join(" AND "), &params, page, viewer)
+}
+
+pub fn feed(conn: &Connection, viewer: UserId, page: Page) -> StoreResult<ArticleList> {
+    let follower = viewer.0;
+    article_page(
+        conn,
+        "a.author_id IN (SELECT followee_id FROM follows WHERE follower_id = :follower)",
+        &[(":follower", &follower)],
+        page,
+        Some(viewer),
+    )
+}
+
+fn slug_taken(conn: &Connection, slug: &str, except: Option<ArticleId>) -> StoreResult<bool> {
+    let id: Option<i64> = conn
+        .prepare_cached("SELECT id FROM articles WHERE slug = ?1")?
+        .query_row([slug], |row| row.get(0))
+        .optional()?;
+    Ok(id.is_some_and(|id| Some(ArticleId(id)) != except))
+}
+
+/// The title's slug if free, else the slug with a short random suffix.
+fn unique_slug(conn: &Connection, title: &str, except: Option<ArticleId>) -> StoreResult<Slug> {
+    let base = Slug::from_title(title);
+    if !slug_taken(conn, base.as_str(), except)? {
+        return Ok(base);
+    }
+    loop {
+        let candidate = base.with_suffix(&random_suffix());
+        if !slug_taken(conn, candidate.as_str(), except)? {
+            return Ok(candidate);
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..6)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+fn insert_tags(conn: &Connection, id: ArticleId, tags: &[Tag]) -> StoreResult<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO article_tags (article_id, tag) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    for tag in tags {
+        insert.execute(rusqlite::params![id.0, tag.as_str()])?;
+    }
+    Ok(())
+}
+
+pub fn create_article(conn: &Connection, article: &NewArticle) -> StoreResult<ArticleRecord> {
+    let slug = unique_slug(conn, article.title.as_str(), None)?;
+    let now = Timestamp::now().as_millis();
+    conn.prepare_cached(
+        "INSERT INTO articles (slug, author_id, title, description, body, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?
+    .execute(rusqlite::params![
+        slug.as_str(),
+        article.author.0,
+        article.title.as_str(),
+        article.description.as_str(),
+        article.body.as_str(),
+        now
+    ])?;
+    let id = ArticleId(conn.last_insert_rowid());
+    insert_tags(conn, id, article.tags.as_slice())?;
+    article_by_id(conn, id, Some(article.author))?
+        .ok_or_else(|| StoreError::Database("inserted article vanished".into()))
+}
+
+pub fn update_article(
+    conn: &Connection,
+    id: ArticleId,
+    changes: &ArticleChanges,
+    viewer: UserId,
+) -> StoreResult<Option<ArticleRecord>> {
+    let Some(current) = article_by_id(conn, id, Some(viewer))? else {
+        return Ok(None);
+    };
+    let slug = match &changes.title {
+        Some(title) if title.as_str() != current.title => {
+            unique_slug(conn, title.as_str(), Some(id))?.into_string()
+        }
+        _ => current.slug,
+    };
+    let title = changes
+        .title
+        .as_ref()
+        .map_or(current.title.as_str(), |t| t.as_str());
+    let description = changes
+        .description
+        .as_ref()
+        .map_or(current.description.as_str(), |d| d.as_str());
+    let body = changes
+        .body
+        .as_ref()
+        .map(|b| b.as_str())
+        .or(current.body.as_deref())
+        .unwrap_or_default();
+    conn.prepare_cached(
+        "UPDATE articles SET slug = ?2, title = ?3, description = ?4, body = ?5, updated_at = ?6
+         WHERE id = ?1",
+    )?
+    .execute(rusqlite::params![
+        id.0,
+        slug,
+        title,
+        description,
+        body,
+        Timestamp::now().as_millis()
+    ])?;
+    article_by_id(conn, id, Some(viewer))
+}
+
+pub fn delete_article(conn: &Connection, id: ArticleId) -> StoreResult<bool> {
+    // Tags, favorites and comments go with it (ON DELETE CASCADE).
+    Ok(conn
+        .prepare_cached("DELETE FROM articles WHERE id = ?1")?
+        .execute([id.0])?
+        > 0)
+}
+
+pub fn set_favorite(
+    conn: &Connection,
+    user: UserId,
+    slug: &str,
+    favorite: bool,
+) -> StoreResult<Option<ArticleRecord>> {
+    let Some(id) = article_id_by_slug(conn, slug)? else {
+        return Ok(None);
+    };
+    let changed = if favorite {
+        conn.prepare_cached(
+            "INSERT INTO favorites (user_id, article_id, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(rusqlite::params![user.0, id, Timestamp::now().as_millis()])?
+    } else {
+        conn.prepare_cached("DELETE FROM favorites WHERE user_id = ?1 AND article_id = ?2")?
+            .execute([user.0, id])?
+    };
+    if changed > 0 {
+        let delta: i64 = if favorite { 1 } else { -1 };
+        conn.prepare_cached(
+            "UPDATE articles SET favorites_count = favorites_count + ?2 WHERE id = ?1",
+        )?
+        .execute([id, delta])?;
+    }
+    article_by_id(conn, ArticleId(id), Some(user))
+}
+
+const COMMENT_COLUMNS: &str = "c.id, c.body, c.created_at, c.updated_at";
+
+fn comment_from_row(row: &Row<'_>) -> rusqlite::Result<CommentRecord> {
+    Ok(CommentRecord {
+        id: CommentId(row.get(0)?),
+        body: row.get(1)?,
+        created_at: Timestamp::from_millis(row.get(2)?),
+        updated_at: Timestamp::from_millis(row.get(3)?),
+        author: profile_from_row(row, 4)?,
+    })
+}
+
+fn article_id_by_slug(conn: &Connection, slug: &str) -> StoreResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM articles WHERE slug = ?1")?
+        .query_row([slug], |row| row.get(0))
+        .optional()?)
+}
+
+pub fn comments(
+    conn: &Connection,
+    slug: &str,
+    viewer: Option<UserId>,
+) -> StoreResult<Option<Vec<CommentRecord>>> {
+    let Some(article) = article_id_by_slug(conn, slug)? else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT {COMMENT_COLUMNS}, {PROFILE_COLUMNS} FROM comments c
+         JOIN users u ON u.id = c.author_id
+         WHERE c.article_id = :article ORDER BY c.id DESC"
+    );
+    let comments = conn
+        .prepare_cached(&sql)?
+        .query_map(
+            named_params! { ":viewer": viewer.map(|v| v.0), ":article": article },
+            comment_from_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(comments))
+}
+
+pub fn comment(
+    conn: &Connection,
+    slug: &str,
+    id: CommentId,
+    viewer: Option<UserId>,
+) -> StoreResult<Option<CommentRecord>> {
+    let sql = format!(
+        "SELECT {COMMENT_COLUMNS}, {PROFILE_COLUMNS} FROM comments c
+         JOIN users u ON u.id = c.author_id
+         JOIN articles a ON a.id = c.article_id
+         WHERE c.id = :id AND a.slug = :slug"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(
+            named_params! { ":viewer": viewer.map(|v| v.0), ":id": id.0, ":slug": slug },
+            comment_from_row,
+        )
+        .optional()?)
+}
+
+pub fn add_comment(
+    conn: &Connection,
+    author: UserId,
+    slug: &str,
+    body: &str,
+) -> StoreResult<Option<CommentRecord>> {
+    let Some(article) = article_id_by_slug(conn, slug)? else {
+        return Ok(None);
+    };
+    let now = Timestamp::now().as_millis();
+    conn.prepare_cached(
+        "INSERT INTO comments (article_id, author_id, body, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+    )?
+    .execute(rusqlite::params![article, author.0, body, now])?;
+    let id = CommentId(conn.last_insert_rowid());
+    comment(conn, slug, id, Some(author))
+}
+
+pub fn delete_comment(conn: &Connection, id: CommentId) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM comments WHERE id = ?1")?
+        .execute([id.0])?
+        > 0)
+}
+
+pub fn tags(conn: &Connection) -> StoreResult<Vec<Tag>> {
+    Ok(conn
+        .prepare_cached("SELECT DISTINCT tag FROM article_tags ORDER BY tag")?
+        .query_map([], |row| row.get(0).map(Tag::from_trusted))?
+        .collect::<Result<Vec<_>, _>>()?)
+}
