@@ -1,1 +1,124 @@
-//! placeholder
+//! The composition root of the `quire` binary: turns [`Settings`] into backends, the `App`,
+//! the router and the engine, and runs the sub-commands. `main.rs` stays thin so that tests
+//! can run a whole server on a port-0 listener with [`serve`].
+
+mod config;
+mod secret;
+pub mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use quire_app::{App, PasswordHasher, PasswordHashing, TokenKeys};
+use quire_http::{AppState, Draining, HttpConfig};
+use quire_serve::ServeConfig;
+use quire_store::{DatabaseUrl, sqlite::SqliteOptions};
+use tokio::net::TcpListener;
+
+pub use config::{Cli, Command, LogFormat, Settings};
+
+/// Opens the store the settings name (creating and migrating it).
+async fn open_store(
+    settings: &Settings,
+) -> anyhow::Result<(DatabaseUrl, Arc<dyn quire_store::Store>)> {
+    let url = DatabaseUrl::parse(&settings.database)?;
+    let options = SqliteOptions {
+        readers: settings.sqlite_readers,
+        queue_depth: settings.store_queue_depth,
+    };
+    let store = quire_store::open(&url, options)
+        .await
+        .with_context(|| format!("cannot open database {}", settings.database))?;
+    Ok((url, store))
+}
+
+fn token_secret(settings: &Settings, url: &DatabaseUrl) -> anyhow::Result<Vec<u8>> {
+    match (&settings.jwt_secret, url) {
+        (Some(secret), _) => secret::given(secret),
+        (None, DatabaseUrl::Sqlite(path)) => secret::load_or_create(&secret::secret_path(path)),
+        (None, DatabaseUrl::Postgres(_)) => {
+            anyhow::bail!("--jwt-secret is required with a shared database")
+        }
+    }
+}
+
+/// `quire migrate`: brings the database schema up to date and returns.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    open_store(settings).await?;
+    tracing::info!(database = %settings.database, "database is up to date");
+    Ok(())
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains and returns.
+pub async fn serve(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (url, store) = open_store(&settings).await?;
+    let tokens = TokenKeys::new(&token_secret(&settings, &url)?, settings.token_ttl);
+    let passwords = PasswordHasher::new(PasswordHashing {
+        memory_kib: settings.argon2_memory_kib,
+        iterations: settings.argon2_iterations,
+        concurrency: settings.password_hash_concurrency,
+    })?;
+    let state = AppState {
+        app: Arc::new(App::new(store, tokens, passwords)),
+        draining: Arc::new(Draining::default()),
+    };
+    let router = quire_http::router(
+        state.clone(),
+        &HttpConfig {
+            max_body_bytes: settings.max_body_bytes,
+        },
+    );
+    let engine = ServeConfig {
+        header_read_timeout: settings.header_read_timeout,
+        keep_alive: settings.keep_alive,
+        http2: settings.http2,
+        max_connections: settings.max_connections,
+        shutdown_grace: settings.shutdown_grace,
+    };
+    let address = listener.local_addr()?;
+    tracing::info!(
+        %address,
+        store = %settings.database,
+        version = env!("CARGO_PKG_VERSION"),
+        "quire listening"
+    );
+    let draining = state.draining.clone();
+    let shutdown = async move {
+        shutdown.await;
+        draining.start();
+        tracing::info!("shutting down");
+    };
+    quire_serve::serve(listener, router, engine, shutdown).await;
+    tracing::info!("quire stopped");
+    Ok(())
+}
+
+/// `quire serve`: binds `--listen` and serves until SIGTERM or SIGINT.
+pub async fn serve_until_signal(settings: Settings) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    serve(settings, listener, shutdown_signal()).await
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops quire");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

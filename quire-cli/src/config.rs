@@ -1,0 +1,169 @@
+//! The command line: sub-commands and every setting, each with its environment variable
+//! (flags win over the environment). This is the only place quire reads the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// quire: a RealWorld ("Conduit") blog backend in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "quire", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default when no sub-command is given).
+    Serve,
+    /// Apply schema migrations to the database and exit.
+    Migrate,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Every setting of `quire serve` (and the database of `quire migrate`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free port (the bound address is logged).
+    #[arg(
+        long,
+        env = "QUIRE_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Database URL: sqlite://PATH (created and migrated on start).
+    #[arg(
+        long,
+        env = "QUIRE_DATABASE_URL",
+        default_value = "sqlite://quire.db",
+        global = true
+    )]
+    pub database: String,
+
+    /// Secret that signs session tokens (at least 32 characters). When not given, one is
+    /// generated once and kept in a 0600 file beside the database (`<db>.jwt-secret`), so
+    /// restarts keep users signed in.
+    #[arg(long, env = "QUIRE_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+
+    /// How long a session token stays valid, e.g. 30d, 12h.
+    #[arg(long, env = "QUIRE_TOKEN_TTL", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
+    pub token_ttl: Duration,
+
+    /// Log format; defaults to pretty on a terminal, json otherwise. Verbosity: RUST_LOG.
+    #[arg(long, env = "QUIRE_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "QUIRE_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Most client connections open at once; beyond it new ones wait in the listen backlog.
+    #[arg(
+        long,
+        env = "QUIRE_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_connections: usize,
+
+    /// Longest a client may take to send request headers, e.g. 10s.
+    #[arg(long, env = "QUIRE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub header_read_timeout: Duration,
+
+    /// Keep HTTP/1.1 connections open between requests.
+    #[arg(long, env = "QUIRE_KEEP_ALIVE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub keep_alive: bool,
+
+    /// Accept HTTP/2 over cleartext (h2c, prior knowledge) beside HTTP/1.1.
+    #[arg(long, env = "QUIRE_HTTP2", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub http2: bool,
+
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish, e.g. 10s.
+    #[arg(long, env = "QUIRE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+
+    /// SQLite reader threads, each with its own connection.
+    #[arg(long, env = "QUIRE_SQLITE_READERS", default_value_t = 4, global = true)]
+    pub sqlite_readers: usize,
+
+    /// Store jobs that may queue before requests are shed with 503.
+    #[arg(
+        long,
+        env = "QUIRE_STORE_QUEUE_DEPTH",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub store_queue_depth: usize,
+
+    /// Password hashes computed at once (each uses one core for tens of milliseconds).
+    #[arg(
+        long,
+        env = "QUIRE_PASSWORD_HASH_CONCURRENCY",
+        default_value_t = 2,
+        global = true
+    )]
+    pub password_hash_concurrency: usize,
+
+    /// argon2id memory cost in KiB (OWASP: 19456).
+    #[arg(long, env = "QUIRE_ARGON2_MEMORY_KIB", default_value_t = 19 * 1024, global = true)]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id passes (OWASP: 2).
+    #[arg(
+        long,
+        env = "QUIRE_ARGON2_ITERATIONS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub argon2_iterations: u32,
+}
+
+impl Settings {
+    /// The settings with every default, as `quire serve` with no flags and no environment.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["quire"]).settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_work_before_and_after_the_subcommand() {
+        let cli = Cli::parse_from([
+            "quire",
+            "--listen",
+            "127.0.0.1:0",
+            "serve",
+            "--http2",
+            "false",
+        ]);
+        assert!(matches!(cli.command, Some(Command::Serve)));
+        assert_eq!(cli.settings.listen.port(), 0);
+        assert!(!cli.settings.http2);
+        let cli = Cli::parse_from(["quire", "migrate", "--database", "sqlite://x.db"]);
+        assert_eq!(cli.settings.database, "sqlite://x.db");
+    }
+}

@@ -1,0 +1,34 @@
+//! The `quire` binary: parse the command line, set up logging, run the sub-command.
+//! Everything testable lives in the library (`quire_cli`).
+
+use clap::Parser;
+use quire_cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    quire_cli::telemetry::init(cli.settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("quire: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => quire_cli::serve_until_signal(cli.settings).await,
+            Command::Migrate => quire_cli::migrate(&cli.settings).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "quire failed");
+            eprintln!("quire: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

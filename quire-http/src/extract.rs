@@ -1,0 +1,128 @@
+//! Extractors: JSON, path and query that reject in the RealWorld error shape, and the
+//! `AuthUser` / `MaybeAuthUser` extractors that make authentication visible in a handler's
+//! signature.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use quire_app::{AuthFailure, Viewer};
+
+use crate::{ApiError, AppState};
+
+/// `axum::Json`, but a bad body answers in the API's error shape: 400 for malformed JSON,
+/// 415 without a JSON content type, 413 past the body limit, 422 for the wrong fields.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// `axum::extract::Path` with the API's error shape.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// `axum::extract::Query` with the API's error shape.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let message = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                "must be sent with Content-Type: application/json".to_owned()
+            }
+            JsonRejection::JsonSyntaxError(_) => {
+                format!("is not valid JSON: {}", rejection.body_text())
+            }
+            _ if status == StatusCode::PAYLOAD_TOO_LARGE => "is too large".to_owned(),
+            _ => rejection.body_text(),
+        };
+        ApiError::new(status, "body", message)
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "path", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "query", rejection.body_text())
+    }
+}
+
+/// The token of an `Authorization: Token <jwt>` or `Bearer <jwt>` header, if any.
+fn token_from(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| AuthFailure::Invalid)?.trim();
+    let (scheme, token) = value.split_once(' ').ok_or(AuthFailure::Invalid)?;
+    let known = scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer");
+    let token = token.trim();
+    if !known || token.is_empty() {
+        return Err(AuthFailure::Invalid);
+    }
+    Ok(Some(token))
+}
+
+async fn viewer_from(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, ApiError> {
+    match token_from(&parts.headers).map_err(ApiError::unauthorized)? {
+        None => Ok(None),
+        Some(token) => Ok(Some(state.app.authenticate(token).await?)),
+    }
+}
+
+/// A signed-in user; requests without a valid token get 401.
+pub struct AuthUser(pub Viewer);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        viewer_from(parts, state)
+            .await?
+            .map(Self)
+            .ok_or_else(|| ApiError::unauthorized(AuthFailure::Missing))
+    }
+}
+
+/// A signed-in user if there is a token. A token that is present but invalid still gets 401:
+/// a client that believes it is signed in must learn that it is not.
+pub struct MaybeAuthUser(pub Option<Viewer>);
+
+impl FromRequestParts<AppState> for MaybeAuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        viewer_from(parts, state).await.map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn authorization_schemes() {
+        assert_eq!(token_from(&HeaderMap::new()), Ok(None));
+        assert_eq!(token_from(&headers("Token abc")), Ok(Some("abc")));
+        assert_eq!(token_from(&headers("Bearer abc")), Ok(Some("abc")));
+        assert_eq!(token_from(&headers("bearer  abc ")), Ok(Some("abc")));
+        assert_eq!(token_from(&headers("abc")), Err(AuthFailure::Invalid));
+        assert_eq!(token_from(&headers("Basic abc")), Err(AuthFailure::Invalid));
+        assert_eq!(token_from(&headers("Token ")), Err(AuthFailure::Invalid));
+    }
+}
