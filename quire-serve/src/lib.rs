@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tower::{Service, ServiceExt};
 
 /// The address of the client a request came from, put in every request's extensions.
@@ -71,9 +71,14 @@ pub async fn serve<S, B>(
     B: http_body::Body<Data = hyper::body::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let builder = Arc::new(connection_builder(&config));
-    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    let protocols = Protocols::new(&config);
+    let max_connections = config
+        .max_connections
+        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let permits = Arc::new(Semaphore::new(max_connections));
+    // Every connection task watches this; sending on it asks each to finish its in-flight
+    // request and close. The connection semaphore doubles as the count of open connections.
+    let (drain, draining) = watch::channel(());
     tokio::pin!(shutdown);
 
     loop {
@@ -104,43 +109,85 @@ pub async fn serve<S, B>(
                 request.extensions_mut().insert(PeerAddr(peer));
                 request
             });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let io = TokioIo::new(stream);
+        let service = TowerToHyperService::new(service);
+        let mut draining = draining.clone();
+        // The arms differ only in the connection's type.
+        macro_rules! run_connection {
+            ($connection:expr) => {{
+                let connection = $connection;
+                tokio::spawn(async move {
+                    tokio::pin!(connection);
+                    let result = tokio::select! {
+                        result = connection.as_mut() => result,
+                        _ = draining.changed() => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }};
+        }
+        match &protocols {
+            Protocols::Auto(builder) => {
+                run_connection!(
+                    builder
+                        .serve_connection_with_upgrades(io, service)
+                        .into_owned()
+                );
             }
-            drop(permit);
-        });
+            Protocols::Http1Only(builder) => {
+                run_connection!(builder.serve_connection(io, service).with_upgrades());
+            }
+        }
     }
 
     drop(listener);
     tracing::info!("stopped accepting; draining connections");
+    let _ = drain.send(());
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = permits.acquire_many(all) => tracing::info!("all connections closed"),
         () = tokio::time::sleep(config.shutdown_grace) => {
             tracing::warn!(grace = ?config.shutdown_grace, "grace period over; closing remaining connections");
         }
     }
 }
 
-fn connection_builder(config: &ServeConfig) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .keep_alive(config.keep_alive);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    if config.http2 {
+/// The protocol builders. hyper-util's auto builder sniffs the HTTP/2 preface even when told
+/// `http1_only` (for upgradeable connections), so HTTP/1-only uses hyper's own builder.
+/// Neither upgradeable connection type works with hyper-util's `GracefulShutdown`, hence
+/// the drain signal above.
+enum Protocols {
+    Auto(auto::Builder<TokioExecutor>),
+    Http1Only(http1::Builder),
+}
+
+impl Protocols {
+    fn new(config: &ServeConfig) -> Self {
+        if !config.http2 {
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(config.header_read_timeout)
+                .keep_alive(config.keep_alive);
+            return Self::Http1Only(builder);
+        }
+        let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
-    } else {
-        builder.http1_only()
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .keep_alive(config.keep_alive);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        Self::Auto(builder)
     }
 }

@@ -1,0 +1,197 @@
+//! Nothing acknowledged is lost: across a graceful restart, across `kill -9` in the middle of a
+//! stream of writes, and tokens stay valid across restarts. The process-level tests run the
+//! real `quire` binary.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn a_restart_keeps_data_and_tokens_valid() {
+    let app = TestApp::start().await;
+    let jake = app.register("jake").await;
+    app.create_article(&jake, "persisted", &["kept"]).await;
+    let dir = app.stop().await;
+
+    let app = TestApp::start_in(dir).await;
+    let (status, body) = app.get("/api/user", Some(&jake)).await;
+    assert_eq!(status, StatusCode::OK, "token survives a restart: {body}");
+    let (status, body) = app.get("/api/articles/persisted", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["article"]["tagList"], json!(["kept"]));
+    let secret = app.dir().join("quire.db.jwt-secret");
+    assert!(
+        secret.exists(),
+        "the generated secret is kept beside the database"
+    );
+}
+
+/// A `quire` process and the address it logged.
+struct QuireProcess {
+    child: Child,
+    base: String,
+}
+
+async fn spawn_quire(dir: &Path) -> QuireProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--argon2-memory-kib", "1024", "--argon2-iterations", "1"])
+        .arg("--database")
+        .arg(format!("sqlite://{}", dir.join("quire.db").display()))
+        .env("RUST_LOG", "warn,quire_cli=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn quire");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let address = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let Ok(log) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if log["message"] == "quire listening" {
+                return log["address"].as_str().unwrap().to_owned();
+            }
+        }
+        panic!("quire exited before listening");
+    })
+    .await
+    .expect("quire started");
+    // Keep draining its output so the process never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    QuireProcess {
+        child,
+        base: format!("http://{address}"),
+    }
+}
+
+async fn register(client: &reqwest::Client, base: &str, name: &str) -> String {
+    let response = client
+        .post(format!("{base}/api/users"))
+        .json(
+            &json!({"user": {"username": name, "email": format!("{name}@example.com"),
+                                "password": "password-1234"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    body["user"]["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn kill_9_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut quire = spawn_quire(dir.path()).await;
+    let client = reqwest::Client::new();
+    let token = register(&client, &quire.base, "writer").await;
+
+    // 16 clients write as fast as they can; every 201 is recorded.
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop_at = Instant::now() + Duration::from_millis(1500);
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let (client, base, token) = (client.clone(), quire.base.clone(), token.clone());
+            let acknowledged = acknowledged.clone();
+            tokio::spawn(async move {
+                for i in 0.. {
+                    if Instant::now() > stop_at + Duration::from_secs(5) {
+                        break;
+                    }
+                    let title = format!("w{w} n{i}");
+                    let sent = client
+                        .post(format!("{base}/api/articles"))
+                        .header("Authorization", format!("Token {token}"))
+                        .json(
+                            &json!({"article": {"title": title, "description": "d", "body": "b"}}),
+                        )
+                        .send()
+                        .await;
+                    let Ok(response) = sent else { break };
+                    if response.status() != StatusCode::CREATED {
+                        break;
+                    }
+                    let Ok(body) = response.json::<Value>().await else {
+                        break;
+                    };
+                    let slug = body["article"]["slug"].as_str().unwrap().to_owned();
+                    acknowledged.lock().unwrap().push(slug);
+                }
+            })
+        })
+        .collect();
+
+    tokio::time::sleep_until(stop_at.into()).await;
+    quire.child.start_kill().unwrap();
+    quire.child.wait().await.unwrap();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 20,
+        "the load produced writes: {}",
+        acknowledged.len()
+    );
+
+    let quire = spawn_quire(dir.path()).await;
+    let (status, body) = get(&client, &quire.base, "/api/articles?limit=1", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let stored = body["articlesCount"].as_u64().unwrap();
+    assert!(
+        stored >= acknowledged.len() as u64,
+        "{stored} stored < {} acknowledged",
+        acknowledged.len()
+    );
+    for slug in &acknowledged {
+        let (status, _) = get(&client, &quire.base, &format!("/api/articles/{slug}"), None).await;
+        assert_eq!(status, StatusCode::OK, "acknowledged article {slug} lost");
+    }
+    let (status, _) = get(&client, &quire.base, "/api/user", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "token valid after the crash");
+}
+
+async fn get(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut request = client.get(format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Token {token}"));
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut quire = spawn_quire(dir.path()).await;
+    let client = reqwest::Client::new();
+    register(&client, &quire.base, "jake").await;
+    let pid = quire.child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), quire.child.wait())
+        .await
+        .expect("quire exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

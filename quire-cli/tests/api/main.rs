@@ -1,0 +1,11 @@
+//! quire's API tests: one binary driving a real server over real HTTP on port 0, each test
+//! with its own SQLite file. Grouped by resource; `support` has the harness.
+
+mod articles;
+mod comments;
+mod durability;
+mod errors;
+mod profiles;
+mod serving;
+mod support;
+mod users;

@@ -1,0 +1,117 @@
+//! The engine and operations side: health probes, request ids, HTTP/2, graceful shutdown.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn health_probes_answer_json() {
+    let app = TestApp::start().await;
+    assert_eq!(
+        app.get("/health/live", None).await,
+        (StatusCode::OK, json!({"status": "live"}))
+    );
+    assert_eq!(
+        app.get("/health/ready", None).await,
+        (StatusCode::OK, json!({"status": "ready"}))
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_made() {
+    let app = TestApp::start().await;
+    let response = app
+        .client
+        .get(app.url("/api/tags"))
+        .header("X-Request-Id", "my-id-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "my-id-123");
+    let response = app
+        .client
+        .get(app.url("/api/nothing"))
+        .send()
+        .await
+        .unwrap();
+    let made = response.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(made.len(), 36, "a UUID: {made}");
+}
+
+#[tokio::test]
+async fn speaks_http2_with_prior_knowledge() {
+    let app = TestApp::start().await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client.get(app.url("/api/tags")).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn http2_can_be_turned_off() {
+    let app = TestApp::start_with(|s| s.http2 = false).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let h2 = client.get(app.url("/api/tags")).send().await;
+    assert!(h2.is_err(), "{h2:?}");
+    assert_eq!(app.get("/api/tags", None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_returns() {
+    let app = TestApp::start().await;
+    let token = app.register("jake").await;
+    let base = app.base.clone();
+    let dir = tokio::time::timeout(Duration::from_secs(15), app.stop())
+        .await
+        .expect("graceful shutdown finished within its grace period");
+    let refused = reqwest::Client::new()
+        .get(format!("{base}/health/live"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(refused.is_err(), "still accepting after shutdown");
+    drop((dir, token));
+}
+
+#[tokio::test]
+async fn connection_ceiling_holds_extra_clients_until_a_slot_frees() {
+    let app = TestApp::start_with(|s| s.max_connections = 1).await;
+    // One client holds the only slot with a keep-alive connection.
+    let holder = reqwest::Client::new();
+    assert_eq!(
+        holder
+            .get(app.url("/health/live"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let waiting = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    assert!(
+        waiting.get(app.url("/health/live")).send().await.is_err(),
+        "ceiling not enforced"
+    );
+    drop(holder);
+    let later = reqwest::Client::new();
+    let response = tokio::time::timeout(
+        Duration::from_secs(5),
+        later.get(app.url("/health/live")).send(),
+    )
+    .await
+    .expect("a freed slot lets the next client in")
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}

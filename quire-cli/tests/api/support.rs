@@ -1,0 +1,212 @@
+//! The test harness: a real quire server on a port-0 listener over a fresh SQLite file, and a
+//! client that speaks to it over real HTTP. `TestApp::start()` gives a server; helpers make
+//! users and articles the way a client would.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use quire_cli::Settings;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Settings for tests: a database in `dir`, cheap password hashing.
+pub fn test_settings(dir: &Path) -> Settings {
+    let mut settings = Settings::defaults();
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.database = format!("sqlite://{}", dir.join("quire.db").display());
+    settings.argon2_memory_kib = 1024;
+    settings.argon2_iterations = 1;
+    settings.password_hash_concurrency = 4;
+    settings
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    dir: Option<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    pub async fn start_with(edit: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = test_settings(dir.path());
+        edit(&mut settings);
+        Self::start_with_settings(dir, settings).await
+    }
+
+    /// Starts a server on the database in `dir` (kept when the server stops).
+    pub async fn start_in(dir: TempDir) -> Self {
+        let settings = test_settings(dir.path());
+        Self::start_with_settings(dir, settings).await
+    }
+
+    async fn start_with_settings(dir: TempDir, settings: Settings) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(quire_cli::serve(settings, listener, async {
+            let _ = rx.await;
+        }));
+        let app = Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            dir: Some(dir),
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    async fn wait_ready(&self) {
+        // A client of its own that keeps no connection open, so tests start with every
+        // connection slot free.
+        let probe = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        for _ in 0..200 {
+            if let Ok(r) = probe.get(self.url("/health/ready")).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("server did not become ready");
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.dir.as_ref().unwrap().path().to_owned()
+    }
+
+    /// Shuts the server down gracefully and hands back its data directory.
+    pub async fn stop(mut self) -> TempDir {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+        self.dir.take().unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request with an optional token and JSON body; returns status and JSON body
+    /// (`Value::Null` when the body is empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Token {token}"));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!("non-JSON body ({e}): {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
+    /// Registers `name` (email `name@example.com`, password `password-name`); returns the token.
+    pub async fn register(&self, name: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/users",
+                None,
+                json!({"user": {"username": name, "email": format!("{name}@example.com"),
+                                "password": format!("password-{name}")}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["user"]["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an article; returns its JSON.
+    pub async fn create_article(&self, token: &str, title: &str, tags: &[&str]) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/articles",
+                Some(token),
+                json!({"article": {"title": title, "description": format!("about {title}"),
+                                   "body": format!("all of {title}"), "tagList": tags}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["article"].clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts the RealWorld error body: `{"errors":{field:[...]}}` containing `field`.
+pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, field: &str) {
+    assert_eq!(status, expected, "{body}");
+    let messages = body["errors"][field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors.{field} in {body}"));
+    assert!(!messages.is_empty(), "{body}");
+    assert!(messages.iter().all(Value::is_string), "{body}");
+}
+
+/// Asserts `text` is RFC 3339 with milliseconds and `Z`, like `2026-11-22T03:19:13.000Z`.
+pub fn assert_timestamp(text: &Value) {
+    let text = text
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {text}"));
+    let bytes = text.as_bytes();
+    assert_eq!(bytes.len(), 24, "{text}");
+    let shape = text
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect::<String>();
+    assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{text}");
+}
