@@ -1,0 +1,3 @@
+//! quire-bench: placeholder until the harness lands.
+
+fn main() {}
