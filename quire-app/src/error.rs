@@ -31,6 +31,15 @@ pub enum AppError {
     /// No such resource (named by its kind: "article", "profile", "comment").
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A body larger than allowed (`limit` bytes).
+    #[error("body exceeds {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// A content type this endpoint does not accept; the message says which it does.
+    #[error("unsupported content type: {0}")]
+    UnsupportedMediaType(String),
+    /// The client stopped sending mid-body.
+    #[error("request body interrupted: {0}")]
+    Interrupted(String),
     /// Too much work queued; try again shortly.
     #[error("overloaded")]
     Overloaded,

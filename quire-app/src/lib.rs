@@ -8,6 +8,7 @@ mod articles;
 mod comments;
 mod error;
 mod input;
+mod media;
 mod passwords;
 mod profiles;
 mod tokens;
@@ -20,9 +21,10 @@ pub use input::{
     ArticleQuery, LoginInput, NewArticleInput, NewCommentInput, NewUserInput, UpdateArticleInput,
     UpdateUserInput,
 };
+pub use media::{ALLOWED_MEDIA_TYPES, MediaDownload, MediaUpload};
 pub use passwords::{PasswordHasher, PasswordHashing};
 pub use quire_store::{
-    ArticleList, ArticleRecord, CommentRecord, Profile, Store, StoreError, UserRecord,
+    ArticleList, ArticleRecord, CommentRecord, MediaRecord, Profile, Store, StoreError, UserRecord,
 };
 pub use tokens::TokenKeys;
 
@@ -54,14 +56,30 @@ pub struct App {
     pub tokens: TokenKeys,
     /// Hashes and checks passwords on the blocking pool, a bounded number at a time.
     pub passwords: PasswordHasher,
+    /// Where media bytes live.
+    pub blobs: Arc<dyn quire_media::BlobStore>,
+    /// Largest media upload accepted, in bytes.
+    pub max_media_bytes: u64,
+    /// Serializes "a blob gained a row" against "a blob lost its last row" so a blob is never
+    /// removed while a new upload of the same bytes is being recorded.
+    blob_lifecycle: tokio::sync::Mutex<()>,
 }
 
 impl App {
-    pub fn new(store: Arc<dyn Store>, tokens: TokenKeys, passwords: PasswordHasher) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        tokens: TokenKeys,
+        passwords: PasswordHasher,
+        blobs: Arc<dyn quire_media::BlobStore>,
+        max_media_bytes: u64,
+    ) -> Self {
         Self {
             store,
             tokens,
             passwords,
+            blobs,
+            max_media_bytes,
+            blob_lifecycle: tokio::sync::Mutex::new(()),
         }
     }
 }

@@ -54,6 +54,14 @@ pub struct Settings {
     )]
     pub database: String,
 
+    /// Directory for uploaded media; default `media` beside the SQLite file.
+    #[arg(long, env = "QUIRE_MEDIA_DIR", global = true)]
+    pub media_dir: Option<std::path::PathBuf>,
+
+    /// Largest media upload accepted, in bytes; larger ones get 413 as soon as it is known.
+    #[arg(long, env = "QUIRE_MAX_MEDIA_BYTES", default_value_t = 256 * 1024 * 1024, global = true)]
+    pub max_media_bytes: u64,
+
     /// Secret that signs session tokens (at least 32 characters). When not given, one is
     /// generated once and kept in a 0600 file beside the database (`<db>.jwt-secret`), so
     /// restarts keep users signed in.

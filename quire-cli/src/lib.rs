@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use quire_app::{App, PasswordHasher, PasswordHashing, TokenKeys};
 use quire_http::{AppState, Draining, HttpConfig};
+use quire_media::FsBlobStore;
 use quire_serve::ServeConfig;
 use quire_store::{DatabaseUrl, sqlite::SqliteOptions};
 use tokio::net::TcpListener;
@@ -63,8 +64,24 @@ pub async fn serve(
         iterations: settings.argon2_iterations,
         concurrency: settings.password_hash_concurrency,
     })?;
+    let media_dir = match (&settings.media_dir, &url) {
+        (Some(dir), _) => dir.clone(),
+        (None, DatabaseUrl::Sqlite(path)) => path
+            .parent()
+            .map_or_else(|| "media".into(), |dir| dir.join("media")),
+        (None, DatabaseUrl::Postgres(_)) => "media".into(),
+    };
+    let blobs = FsBlobStore::open(&media_dir)
+        .await
+        .with_context(|| format!("cannot open media directory {}", media_dir.display()))?;
     let state = AppState {
-        app: Arc::new(App::new(store, tokens, passwords)),
+        app: Arc::new(App::new(
+            store,
+            tokens,
+            passwords,
+            Arc::new(blobs),
+            settings.max_media_bytes,
+        )),
         draining: Arc::new(Draining::default()),
     };
     let router = quire_http::router(

@@ -92,6 +92,19 @@ impl From<AppError> for ApiError {
                 "may only be changed by its author",
             ),
             AppError::NotFound(what) => Self::not_found(what),
+            AppError::TooLarge { limit } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body",
+                format!("is too large (maximum is {limit} bytes)"),
+            ),
+            AppError::UnsupportedMediaType(message) => {
+                Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "contentType", message)
+            }
+            AppError::Interrupted(cause) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "body",
+                format!("was interrupted: {cause}"),
+            ),
             AppError::Overloaded => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server",

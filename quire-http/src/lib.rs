@@ -8,6 +8,7 @@
 pub mod error;
 mod extract;
 mod middleware;
+mod range;
 mod routes;
 mod views;
 
@@ -64,10 +65,12 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         .merge(routes::profiles::router())
         .merge(routes::articles::router())
         .merge(routes::comments::router())
-        .merge(routes::tags::router());
+        .merge(routes::tags::router())
+        .merge(routes::media::api_router());
     let app = Router::new()
         .nest("/api", api)
         .merge(routes::health::router())
+        .merge(routes::media::public_router())
         .fallback(routes::fallback::not_found)
         .method_not_allowed_fallback(routes::fallback::method_not_allowed)
         .with_state(state);

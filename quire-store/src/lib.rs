@@ -16,8 +16,8 @@ use quire_domain::{ArticleId, CommentBody, CommentId, Email, Page, Slug, Tag, Us
 
 pub use error::StoreError;
 pub use records::{
-    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, NewArticle, NewUser,
-    Profile, UserChanges, UserRecord,
+    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, MediaRecord,
+    NewArticle, NewUser, Profile, UserChanges, UserRecord,
 };
 
 /// Result of every store operation.
@@ -106,6 +106,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every tag in use, sorted.
     async fn tags(&self) -> StoreResult<Vec<Tag>>;
+
+    /// Records an uploaded file (its bytes are already in the blob store).
+    async fn create_media(&self, media: MediaRecord) -> StoreResult<MediaRecord>;
+    async fn media(&self, id: &str) -> StoreResult<Option<MediaRecord>>;
+    /// Deletes a media row; `false` if it was gone.
+    async fn delete_media(&self, id: &str) -> StoreResult<bool>;
+    /// Whether any media row still names this blob.
+    async fn blob_in_use(&self, sha256: &str) -> StoreResult<bool>;
 }
 
 /// Which backend a database URL names.

@@ -114,3 +114,16 @@ pub struct CommentRecord {
     pub updated_at: Timestamp,
     pub author: Profile,
 }
+
+/// An uploaded file's metadata; its bytes are in the blob store under `sha256`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRecord {
+    /// 32 lowercase hex characters.
+    pub id: String,
+    /// Lowercase hex SHA-256 of the bytes.
+    pub sha256: String,
+    pub size: u64,
+    pub content_type: String,
+    pub uploader: UserId,
+    pub created_at: Timestamp,
+}

@@ -5,6 +5,7 @@ pub mod articles;
 pub mod comments;
 pub mod fallback;
 pub mod health;
+pub mod media;
 pub mod profiles;
 pub mod tags;
 pub mod users;

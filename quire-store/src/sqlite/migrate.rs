@@ -9,8 +9,10 @@ use rusqlite::Connection;
 use crate::StoreError;
 
 /// `(version, sql)` in order; versions are consecutive from 1.
-pub const MIGRATIONS: &[(u32, &str)] =
-    &[(1, include_str!("../../migrations/sqlite/0001_initial.sql"))];
+pub const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_media.sql")),
+];
 
 /// Brings the database to the newest schema. Refuses a database newer than this binary.
 pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
@@ -45,8 +47,9 @@ mod tests {
     #[test]
     fn migrating_twice_is_a_no_op() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), 1);
-        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        let newest = MIGRATIONS.len() as u32;
+        assert_eq!(migrate(&mut conn).unwrap(), newest);
+        assert_eq!(migrate(&mut conn).unwrap(), newest);
         let tables: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
@@ -54,7 +57,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 6);
+        assert_eq!(tables, 7);
     }
 
     #[test]

@@ -15,8 +15,8 @@ use pool::Pool;
 pub use pool::SqliteOptions;
 
 use crate::{
-    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, NewArticle, NewUser,
-    Profile, Store, StoreResult, UserChanges, UserRecord,
+    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, MediaRecord,
+    NewArticle, NewUser, Profile, Store, StoreResult, UserChanges, UserRecord,
 };
 
 /// A [`Store`] in one SQLite file.
@@ -209,5 +209,30 @@ impl Store for SqliteStore {
 
     async fn tags(&self) -> StoreResult<Vec<Tag>> {
         self.pool.read(queries::tags).await
+    }
+
+    async fn create_media(&self, media: MediaRecord) -> StoreResult<MediaRecord> {
+        self.pool
+            .write(move |conn| queries::create_media(conn, &media).map(|()| media))
+            .await
+    }
+
+    async fn media(&self, id: &str) -> StoreResult<Option<MediaRecord>> {
+        let id = id.to_owned();
+        self.pool.read(move |conn| queries::media(conn, &id)).await
+    }
+
+    async fn delete_media(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.pool
+            .write(move |conn| queries::delete_media(conn, &id))
+            .await
+    }
+
+    async fn blob_in_use(&self, sha256: &str) -> StoreResult<bool> {
+        let sha256 = sha256.to_owned();
+        self.pool
+            .read(move |conn| queries::blob_in_use(conn, &sha256))
+            .await
     }
 }

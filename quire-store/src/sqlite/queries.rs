@@ -6,8 +6,8 @@ use quire_domain::{ArticleId, CommentId, Page, Slug, Tag, Timestamp, UserId};
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params};
 
 use crate::{
-    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, NewArticle, NewUser,
-    Profile, StoreError, StoreResult, UserChanges, UserRecord,
+    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, MediaRecord,
+    NewArticle, NewUser, Profile, StoreError, StoreResult, UserChanges, UserRecord,
 };
 
 /// Separates tags in one aggregated column; tags cannot contain control characters.
@@ -590,4 +590,52 @@ pub fn tags(conn: &Connection) -> StoreResult<Vec<Tag>> {
         .prepare_cached("SELECT DISTINCT tag FROM article_tags ORDER BY tag")?
         .query_map([], |row| row.get(0).map(Tag::from_trusted))?
         .collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn create_media(conn: &Connection, media: &MediaRecord) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO media (id, sha256, size, content_type, uploader_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(rusqlite::params![
+        media.id,
+        media.sha256,
+        i64::try_from(media.size).unwrap_or(i64::MAX),
+        media.content_type,
+        media.uploader.0,
+        media.created_at.as_millis()
+    ])?;
+    Ok(())
+}
+
+pub fn media(conn: &Connection, id: &str) -> StoreResult<Option<MediaRecord>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, sha256, size, content_type, uploader_id, created_at FROM media
+             WHERE id = ?1",
+        )?
+        .query_row([id], |row| {
+            Ok(MediaRecord {
+                id: row.get(0)?,
+                sha256: row.get(1)?,
+                size: row.get::<_, i64>(2)?.max(0) as u64,
+                content_type: row.get(3)?,
+                uploader: UserId(row.get(4)?),
+                created_at: Timestamp::from_millis(row.get(5)?),
+            })
+        })
+        .optional()?)
+}
+
+pub fn delete_media(conn: &Connection, id: &str) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM media WHERE id = ?1")?
+        .execute([id])?
+        > 0)
+}
+
+pub fn blob_in_use(conn: &Connection, sha256: &str) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM media WHERE sha256 = ?1)")?
+        .query_row([sha256], |row| row.get(0))?)
 }

@@ -1,0 +1,390 @@
+//! Media: streamed upload and download, dedup, limits, ranges, caching headers, deletion.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{TestApp, assert_error};
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 253) as u8).collect()
+}
+
+async fn upload(
+    app: &TestApp,
+    token: &str,
+    content_type: &str,
+    data: Vec<u8>,
+) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url("/api/media"))
+        .header("Authorization", format!("Token {token}"))
+        .header("Content-Type", content_type)
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+/// Files left in the media directory's `tmp/` and `blobs/`.
+fn media_files(dir: &Path) -> (usize, usize) {
+    let count = |sub: &str| walk(&dir.join("media").join(sub));
+    (count("tmp"), count("blobs"))
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| {
+                    let path = e.unwrap().path();
+                    if path.is_dir() { walk(&path) } else { 1 }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn upload_and_download_round_trip_with_hash() {
+    let app = TestApp::start().await;
+    let token = app.register("jake").await;
+    let data = pattern(3 * 1024 * 1024 + 17);
+    let (status, body) = upload(&app, &token, "image/png", data.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let media = &body["media"];
+    let id = media["id"].as_str().unwrap();
+    assert_eq!(media["size"], data.len());
+    assert_eq!(media["contentType"], "image/png");
+    assert_eq!(media["sha256"], sha256_hex(&data));
+    assert_eq!(media["url"], format!("/media/{id}"));
+
+    let response = app
+        .client
+        .get(app.url(&format!("/media/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["content-length"], data.len().to_string().as_str());
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(
+        headers["etag"],
+        format!("\"{}\"", sha256_hex(&data)).as_str()
+    );
+    assert_eq!(
+        headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(response.bytes().await.unwrap().as_ref(), data.as_slice());
+
+    // A profile can use the media URL as its image.
+    let (status, body) = app
+        .put(
+            "/api/user",
+            Some(&token),
+            serde_json::json!({"user": {"image": format!("/media/{id}")}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["user"]["image"], format!("/media/{id}"));
+}
+
+#[tokio::test]
+async fn identical_uploads_are_stored_once() {
+    let app = TestApp::start().await;
+    let jake = app.register("jake").await;
+    let anna = app.register("anna").await;
+    let data = pattern(100_000);
+    let (_, first) = upload(&app, &jake, "application/pdf", data.clone()).await;
+    let (_, second) = upload(&app, &anna, "application/pdf", data.clone()).await;
+    assert_ne!(first["media"]["id"], second["media"]["id"]);
+    assert_eq!(first["media"]["sha256"], second["media"]["sha256"]);
+    assert_eq!(media_files(&app.dir()), (0, 1));
+
+    // Deleting one keeps the bytes for the other; deleting both removes them.
+    let first_id = first["media"]["id"].as_str().unwrap();
+    let second_id = second["media"]["id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/api/media/{first_id}"), Some(&jake))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let response = app
+        .client
+        .get(app.url(&format!("/media/{second_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.bytes().await.unwrap().as_ref(), data.as_slice());
+    assert_eq!(
+        app.delete(&format!("/api/media/{second_id}"), Some(&anna))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(media_files(&app.dir()), (0, 0));
+}
+
+#[tokio::test]
+async fn oversized_uploads_get_413_and_leave_nothing() {
+    let app = TestApp::start_with(|s| s.max_media_bytes = 1024 * 1024).await;
+    let token = app.register("jake").await;
+    // Announced too large: refused before reading.
+    let (status, body) = upload(&app, &token, "image/png", pattern(2 * 1024 * 1024)).await;
+    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "body");
+    // Streamed without a length: refused once the limit is crossed.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..40).map(|_| Ok(pattern(64 * 1024))).collect();
+    let response = app
+        .client
+        .post(app.url("/api/media"))
+        .header("Authorization", format!("Token {token}"))
+        .header("Content-Type", "image/png")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await;
+    if let Ok(response) = response {
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "body");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(media_files(&app.dir()), (0, 0));
+    // Just under the limit passes.
+    let (status, _) = upload(&app, &token, "image/png", pattern(1024 * 1024)).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_upload_leaves_nothing() {
+    let app = TestApp::start().await;
+    let token = app.register("jake").await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/media HTTP/1.1\r\nHost: {address}\r\nAuthorization: Token {token}\r\n\
+         Content-Type: image/png\r\nContent-Length: 10000000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&pattern(3 * 1024 * 1024)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (tmp, _) = media_files(&app.dir());
+    assert_eq!(tmp, 1, "the upload is being staged");
+    drop(stream);
+    let mut staged = 1;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        staged = media_files(&app.dir()).0;
+        if staged == 0 {
+            break;
+        }
+    }
+    assert_eq!(staged, 0, "the staged upload was removed");
+    assert_eq!(media_files(&app.dir()).1, 0);
+}
+
+#[tokio::test]
+async fn multipart_form_uploads_take_the_file_part() {
+    let app = TestApp::start().await;
+    let token = app.register("jake").await;
+    let data = pattern(200_000);
+    let part = reqwest::multipart::Part::bytes(data.clone())
+        .file_name("photo.jpg")
+        .mime_str("image/jpeg")
+        .unwrap();
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let response = app
+        .client
+        .post(app.url("/api/media"))
+        .header("Authorization", format!("Token {token}"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["media"]["contentType"], "image/jpeg");
+    assert_eq!(body["media"]["sha256"], sha256_hex(&data));
+}
+
+#[tokio::test]
+async fn upload_needs_auth_and_an_accepted_type() {
+    let app = TestApp::start().await;
+    let token = app.register("jake").await;
+    let (status, body) = upload(&app, &token, "text/html", b"<script>".to_vec()).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "contentType",
+    );
+    let (status, body) = upload(&app, &token, "image/svg+xml", b"<svg/>".to_vec()).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "contentType",
+    );
+    let response = app
+        .client
+        .post(app.url("/api/media"))
+        .header("Content-Type", "image/png")
+        .body(vec![1, 2, 3])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(media_files(&app.dir()), (0, 0));
+}
+
+#[tokio::test]
+async fn ranges_conditionals_and_head() {
+    let app = TestApp::start().await;
+    let token = app.register("jake").await;
+    let data = pattern(1000);
+    let (_, body) = upload(&app, &token, "text/plain", data.clone()).await;
+    let url = app.url(&format!("/media/{}", body["media"]["id"].as_str().unwrap()));
+    let etag = format!("\"{}\"", sha256_hex(&data));
+
+    let get_range = |range: &'static str| app.client.get(&url).header("Range", range).send();
+    let cases: &[(&str, usize, usize)] = &[
+        ("bytes=0-9", 0, 10),
+        ("bytes=990-", 990, 1000),
+        ("bytes=-5", 995, 1000),
+        ("bytes=500-5000", 500, 1000),
+    ];
+    for (range, start, end) in cases.iter().copied() {
+        let response = get_range(range).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            response.headers()["content-range"],
+            format!("bytes {start}-{}/1000", end - 1).as_str()
+        );
+        assert_eq!(
+            response.bytes().await.unwrap().as_ref(),
+            &data[start..end],
+            "{range}"
+        );
+    }
+    for range in ["bytes=1000-", "bytes=2000-3000", "bytes=-0"] {
+        let response = get_range(range).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "{range}"
+        );
+        assert_eq!(response.headers()["content-range"], "bytes */1000");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["errors"]["range"].is_array());
+    }
+    // Multiple ranges are served whole.
+    let response = get_range("bytes=0-1,5-6").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap().len(), 1000);
+
+    let response = app
+        .client
+        .get(&url)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(response.headers()["etag"], etag.as_str());
+    assert!(response.bytes().await.unwrap().is_empty());
+    let response = app
+        .client
+        .get(&url)
+        .header("If-None-Match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let response = app.client.head(&url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-length"], "1000");
+    assert_eq!(response.headers()["content-type"], "text/plain");
+    assert!(response.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_and_malicious_ids_are_404() {
+    let app = TestApp::start().await;
+    let token = app.register("jake").await;
+    for id in [
+        "0123456789abcdef0123456789abcdef",
+        "nothing",
+        "..%2F..%2Fquire.db",
+        "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+        "....%2F%2F....%2F%2Fquire.db",
+    ] {
+        let (status, body) = app.get(&format!("/media/{id}"), None).await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "media");
+        let (status, body) = app.delete(&format!("/api/media/{id}"), Some(&token)).await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "media");
+    }
+    // A raw traversal path never reaches the database file.
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(b"GET /media/../quire.db HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    assert!(!response.contains("SQLite"));
+}
+
+#[tokio::test]
+async fn only_the_uploader_deletes() {
+    let app = TestApp::start().await;
+    let jake = app.register("jake").await;
+    let anna = app.register("anna").await;
+    let (_, body) = upload(&app, &jake, "image/gif", pattern(10)).await;
+    let id = body["media"]["id"].as_str().unwrap();
+    let path = format!("/api/media/{id}");
+    let (status, body) = app.delete(&path, Some(&anna)).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "media");
+    let (status, body) = app.delete(&path, None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "token");
+    let app = &app;
+    let status_of = |id: String| async move {
+        app.client
+            .get(app.url(&format!("/media/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(status_of(id.to_owned()).await, StatusCode::OK);
+    assert_eq!(
+        app.delete(&path, Some(&jake)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get(&format!("/media/{id}"), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(media_files(&app.dir()), (0, 0));
+}

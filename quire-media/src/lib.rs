@@ -1,0 +1,84 @@
+//! quire's media bytes: a [`BlobStore`] streams uploads into content-addressed blobs (named by
+//! their SHA-256, computed while streaming) and streams them back, whole or by byte range.
+//!
+//! Knows nothing of users, HTTP or the database: metadata (who uploaded what, content types)
+//! lives in the store; this crate only keeps bytes safe. [`FsBlobStore`] keeps them on the local
+//! filesystem; an object-store backend can implement the same trait.
+
+mod fs;
+
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+
+pub use fs::FsBlobStore;
+
+/// A stream of body bytes, as uploads arrive and downloads leave.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// A blob that has been written completely and durably.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// Lowercase hex SHA-256 of the bytes: the blob's name.
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// Why a blob operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The upload grew past the allowed size; nothing was kept.
+    #[error("upload exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// The client's stream failed (for example, it disconnected); nothing was kept.
+    #[error("upload aborted: {0}")]
+    Aborted(String),
+    /// The disk failed us.
+    #[error("media storage: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// An open blob, ready to stream.
+pub trait BlobReader: Send {
+    /// The blob's full size in bytes.
+    fn size(&self) -> u64;
+    /// Streams the bytes in `range` (already checked against `size`).
+    fn stream(self: Box<Self>, range: Range<u64>) -> ByteStream;
+}
+
+/// Where media bytes live.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Streams `body` into a new blob. Succeeds only once the whole body is durably stored;
+    /// a body past `max_bytes`, a failing stream or a crash leave nothing behind. Identical
+    /// bytes are stored once.
+    async fn put(&self, body: ByteStream, max_bytes: u64) -> Result<StoredBlob, MediaError>;
+    /// Opens the blob named `sha256`, if present.
+    async fn open(&self, sha256: &str) -> Result<Option<Box<dyn BlobReader>>, MediaError>;
+    /// Removes the blob named `sha256` (no error if absent).
+    async fn remove(&self, sha256: &str) -> Result<(), MediaError>;
+}
+
+/// Whether `name` is a well-formed blob name (64 lowercase hex digits), so that names taken
+/// from anywhere can never walk out of the store's directory.
+pub fn is_blob_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_names() {
+        assert!(is_blob_name(&"a".repeat(64)));
+        assert!(!is_blob_name(&"A".repeat(64)));
+        assert!(!is_blob_name(&"a".repeat(63)));
+        assert!(!is_blob_name("../../etc/passwd"));
+        assert!(!is_blob_name(&format!("{}/..", "a".repeat(61))));
+    }
+}
