@@ -1,3 +1,56 @@
-//! quire-bench: placeholder until the harness lands.
+//! quire-bench: the benchmark harness. A load generator (`load`), the bare hyper peer it is
+//! compared with (`hello`), a fast data-set writer (`seed`) and the BENCHMARKS.md writer
+//! (`report`); `scripts/bench.sh` runs them together.
+//!
+//! A client only: it depends on none of quire's crates and sees quire as any HTTP client does.
 
-fn main() {}
+mod cpu;
+mod hello;
+mod load;
+mod report;
+mod seed;
+mod summary;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "quire-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve `{"hello":"world"}` to every request: the bare-hyper peer.
+    Hello {
+        /// Address to serve on; port 0 picks one (printed on stdout's first line).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+    /// Load a loopback HTTP server and report throughput, latency, errors and CPU per request.
+    Load(load::LoadArgs),
+    /// Fill a migrated quire SQLite database with a realistic data set.
+    Seed(seed::SeedArgs),
+    /// Write BENCHMARKS.md (on stdout) from the suite's JSON results.
+    Report(report::ReportArgs),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Hello { listen } => hello::run(listen),
+        Command::Load(args) => load::run(args),
+        Command::Seed(args) => seed::run(args),
+        Command::Report(args) => report::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("quire-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! `quire-bench load`: the load generator. N keep-alive HTTP/1.1 connections, one tokio task
+//! each, in a closed loop (each sends again as soon as it is answered) or an open loop at a
+//! fixed total rate with latency counted from the intended send time. A warm-up precedes the
+//! measured window; the server's CPU time over that window gives its cost per request.
+//!
+//! Loopback targets only (127.0.0.0/8, ::1): this is a benchmark harness, not a way to load
+//! someone else's server.
+
+mod conn;
+mod schedule;
+mod stats;
+
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs as _};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use bytes::Bytes;
+use http::header::{HOST, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Uri};
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::cpu;
+use crate::summary::{CpuCost, Latency, Summary};
+use conn::{Plan, Target};
+use schedule::Schedule;
+use stats::Stats;
+
+/// Options of `quire-bench load`.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Target URL, e.g. http://127.0.0.1:8080/api/tags (loopback only).
+    #[arg(long)]
+    pub url: String,
+    /// Keep-alive connections, one task each.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Length of the measured window.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Load before the window, not measured (connects, warms caches).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Total requests per second (open loop); without it, a closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// HTTP method.
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Extra request header `Name: value`; repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Request body, read once from this file.
+    #[arg(long)]
+    pub body_file: Option<PathBuf>,
+    /// Server process whose CPU time per request to report.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Give up on a connect or a response after this long.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Loopback source addresses to spread connections over, e.g. 127.0.0.2,127.0.0.3.
+    #[arg(long, value_delimiter = ',')]
+    pub source_ips: Vec<IpAddr>,
+    /// Print the result as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the load and prints the result on stdout.
+pub fn run(args: LoadArgs) -> anyhow::Result<()> {
+    // 10,000 connections need 10,000 descriptors; the soft limit is often 1024.
+    let nofile = rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
+    ensure!(
+        args.connections as u64 + 64 <= nofile,
+        "{} connections need more file descriptors than the limit of {nofile}",
+        args.connections
+    );
+    let target = target(&args)?;
+    for ip in &args.source_ips {
+        ensure!(
+            ip.is_loopback(),
+            "--source-ips must be loopback addresses, not {ip}"
+        );
+    }
+    let schedule = args
+        .rate
+        .map(|rate| Schedule::new(rate, args.connections))
+        .transpose()?;
+    ensure!(args.connections > 0, "--connections must be at least 1");
+    ensure!(!args.duration.is_zero(), "--duration must be positive");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let summary = runtime.block_on(drive(&args, target, schedule))?;
+    // Tasks still blocked on a dead peer are dropped here rather than waited for.
+    runtime.shutdown_background();
+
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        writeln!(stdout, "{}", serde_json::to_string(&summary)?)?;
+    } else {
+        write!(stdout, "{}", summary.table())?;
+    }
+    Ok(())
+}
+
+async fn drive(
+    args: &LoadArgs,
+    target: Target,
+    schedule: Option<Schedule>,
+) -> anyhow::Result<Summary> {
+    let start = Instant::now();
+    let plan = Arc::new(Plan {
+        start,
+        window_start: start + args.warmup,
+        window_end: start + args.warmup + args.duration,
+        schedule,
+        timeout: args.timeout,
+        source_ips: args.source_ips.clone(),
+    });
+    let target = Arc::new(target);
+    let stats = Arc::new(Stats::new());
+    let server_pid = args.server_pid.map(|pid| pid.to_string());
+    let ticks_per_second = cpu::clock_ticks_per_second();
+
+    let tasks: Vec<_> = (0..args.connections)
+        .map(|id| tokio::spawn(conn::run(id, target.clone(), plan.clone(), stats.clone())))
+        .collect();
+    let progress = tokio::spawn(progress(plan.clone(), stats.clone()));
+
+    sleep_until(plan.window_start).await;
+    let server_before = server_pid.as_deref().map(cpu::read).transpose()?;
+    let client_before = cpu::read("self")?;
+    sleep_until(plan.window_end).await;
+    let server_after = server_pid.as_deref().map(cpu::read).transpose()?;
+    let client_after = cpu::read("self")?;
+    progress.abort();
+
+    // Closed-loop connections stop after their request in flight; give them its timeout.
+    let grace = sleep(args.timeout + Duration::from_millis(100));
+    tokio::pin!(grace);
+    for task in tasks {
+        tokio::select! {
+            _ = task => {}
+            _ = &mut grace => break,
+        }
+    }
+
+    let responses = stats.measured.responses();
+    let server_cpu = server_before.zip(server_after).map(|(before, after)| {
+        let cpu = cpu::elapsed(before, after, ticks_per_second);
+        CpuCost::new(cpu, args.duration, responses)
+    });
+    let client_cpu = CpuCost::new(
+        cpu::elapsed(client_before, client_after, ticks_per_second),
+        args.duration,
+        responses,
+    );
+    Ok(Summary {
+        url: args.url.clone(),
+        method: args.method.clone(),
+        connections: args.connections,
+        rate: args.rate,
+        duration_s: args.duration.as_secs_f64(),
+        warmup_s: args.warmup.as_secs_f64(),
+        responses,
+        rps: responses as f64 / args.duration.as_secs_f64(),
+        latency_us: Latency::from_histogram(&stats.histogram()),
+        errors: stats.measured.errors(),
+        server_cpu,
+        client_cpu,
+    })
+}
+
+/// One line per second on stderr: phase, throughput over the last second, errors so far.
+async fn progress(plan: Arc<Plan>, stats: Arc<Stats>) {
+    let mut ticker =
+        tokio::time::interval_at(plan.start + Duration::from_secs(1), Duration::from_secs(1));
+    let mut last = 0;
+    loop {
+        let now = ticker.tick().await;
+        let responses = stats.live.responses();
+        let phase = if now < plan.window_start {
+            "warm-up"
+        } else {
+            "measure"
+        };
+        eprintln!(
+            "[{:>4.0}s {phase}] {:>8} req/s  errors {}",
+            (now - plan.start).as_secs_f64(),
+            responses - last,
+            stats.live.errors()
+        );
+        last = responses;
+    }
+}
+
+/// The request to send, from the command line.
+fn target(args: &LoadArgs) -> anyhow::Result<Target> {
+    let (addr, host, uri) = parse_url(&args.url)?;
+    let method = Method::from_bytes(args.method.as_bytes())
+        .with_context(|| format!("bad --method {}", args.method))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(HOST, HeaderValue::from_str(&host)?);
+    for header in &args.headers {
+        let (name, value) = parse_header(header)?;
+        headers.append(name, value);
+    }
+    let body = match &args.body_file {
+        Some(path) => {
+            Bytes::from(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => Bytes::new(),
+    };
+    Ok(Target {
+        addr,
+        method,
+        uri,
+        headers,
+        body,
+    })
+}
+
+/// Splits `http://host:port/path?query` into a loopback socket address, the `Host` header
+/// value and the origin-form request target.
+fn parse_url(url: &str) -> anyhow::Result<(SocketAddr, String, Uri)> {
+    let uri: Uri = url.parse().with_context(|| format!("bad --url {url}"))?;
+    ensure!(
+        uri.scheme_str() == Some("http"),
+        "--url must start with http:// (TLS is not supported)"
+    );
+    let Some(authority) = uri.authority() else {
+        bail!("--url needs a host: {url}");
+    };
+    let port = authority.port_u16().unwrap_or(80);
+    let addr = (authority.host().trim_matches(['[', ']']), port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {authority}"))?
+        .next()
+        .with_context(|| format!("{authority} has no address"))?;
+    ensure!(
+        addr.ip().is_loopback(),
+        "--url must be on loopback (127.0.0.0/8 or ::1), not {}",
+        addr.ip()
+    );
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    Ok((addr, authority.to_string(), path.parse()?))
+}
+
+/// Parses `Name: value`.
+fn parse_header(header: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
+    let Some((name, value)) = header.split_once(':') else {
+        bail!("--header must look like `Name: value`, got {header:?}");
+    };
+    Ok((
+        HeaderName::from_bytes(name.trim().as_bytes())
+            .with_context(|| format!("bad header name in {header:?}"))?,
+        HeaderValue::from_str(value.trim())
+            .with_context(|| format!("bad header value in {header:?}"))?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_becomes_address_host_and_origin_form() {
+        let (addr, host, uri) = parse_url("http://127.0.0.1:18080/api/articles?limit=20").unwrap();
+        assert_eq!(addr, "127.0.0.1:18080".parse().unwrap());
+        assert_eq!(host, "127.0.0.1:18080");
+        assert_eq!(uri, "/api/articles?limit=20");
+        let (_, _, root) = parse_url("http://localhost:9").unwrap();
+        assert_eq!(root, "/");
+    }
+
+    #[test]
+    fn only_plain_http_on_loopback() {
+        assert!(parse_url("https://127.0.0.1/").is_err());
+        assert!(parse_url("http://10.1.2.3/").is_err());
+        assert!(parse_url("not a url").is_err());
+    }
+
+    #[test]
+    fn headers_split_on_the_first_colon() {
+        let (name, value) = parse_header("Authorization: Token a.b:c").unwrap();
+        assert_eq!(name, "authorization");
+        assert_eq!(value, "Token a.b:c");
+        assert!(parse_header("no colon").is_err());
+    }
+}
