@@ -5,6 +5,9 @@ use quire_domain::{
 };
 use quire_store::{ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, NewArticle};
 
+use quire_events::{Event, EventKind};
+
+use crate::live::topics_of;
 use crate::{App, AppError, AppResult, ArticleQuery, NewArticleInput, UpdateArticleInput, Viewer};
 
 /// A slug from a URL; one that cannot exist is simply not found.
@@ -79,7 +82,7 @@ impl App {
         else {
             return Err(errors.into());
         };
-        Ok(self
+        let article = self
             .store
             .create_article(NewArticle {
                 author: viewer.id(),
@@ -88,7 +91,9 @@ impl App {
                 body,
                 tags,
             })
-            .await?)
+            .await?;
+        self.publish_article(EventKind::ArticleCreated, &article);
+        Ok(article)
     }
 
     /// Loads an article that `viewer` may change: 404 if absent, 403 if not theirs.
@@ -123,10 +128,13 @@ impl App {
                 FieldError::new("article", "must contain at least one field to change").into(),
             );
         }
-        self.store
+        let article = self
+            .store
             .update_article(article.id, changes, viewer.id())
             .await?
-            .ok_or(AppError::NotFound("article"))
+            .ok_or(AppError::NotFound("article"))?;
+        self.publish_article(EventKind::ArticleUpdated, &article);
+        Ok(article)
     }
 
     pub async fn delete_article(&self, viewer: &Viewer, slug: &str) -> AppResult<()> {
@@ -134,23 +142,31 @@ impl App {
         if !self.store.delete_article(article.id).await? {
             return Err(AppError::NotFound("article"));
         }
+        self.events
+            .publish(Event::bare(EventKind::ArticleDeleted, topics_of(&article)));
         Ok(())
     }
 
     pub async fn favorite(&self, viewer: &Viewer, slug: &str) -> AppResult<ArticleRecord> {
         let slug = slug_in_path(slug)?;
-        self.store
+        let article = self
+            .store
             .favorite(viewer.id(), &slug)
             .await?
-            .ok_or(AppError::NotFound("article"))
+            .ok_or(AppError::NotFound("article"))?;
+        self.publish_article(EventKind::FavoriteChanged, &article);
+        Ok(article)
     }
 
     pub async fn unfavorite(&self, viewer: &Viewer, slug: &str) -> AppResult<ArticleRecord> {
         let slug = slug_in_path(slug)?;
-        self.store
+        let article = self
+            .store
             .unfavorite(viewer.id(), &slug)
             .await?
-            .ok_or(AppError::NotFound("article"))
+            .ok_or(AppError::NotFound("article"))?;
+        self.publish_article(EventKind::FavoriteChanged, &article);
+        Ok(article)
     }
 
     pub async fn tags(&self) -> AppResult<Vec<Tag>> {

@@ -3,6 +3,9 @@
 use quire_domain::{CommentBody, CommentId, FieldError, Slug};
 use quire_store::CommentRecord;
 
+use quire_events::Event;
+
+use crate::live::{comment_snapshot, topics_of};
 use crate::{App, AppError, AppResult, NewCommentInput, Viewer};
 
 fn slug_in_path(raw: &str) -> AppResult<Slug> {
@@ -33,10 +36,19 @@ impl App {
             Some(raw) => CommentBody::parse(&raw)?,
         };
         let slug = slug_in_path(slug)?;
-        self.store
+        let comment = self
+            .store
             .add_comment(viewer.id(), &slug, body)
             .await?
-            .ok_or(AppError::NotFound("article"))
+            .ok_or(AppError::NotFound("article"))?;
+        // The article may be deleted meanwhile; then nobody needs the event.
+        if let Some(article) = self.store.article(&slug, None).await? {
+            self.events.publish(Event::comment_created(
+                topics_of(&article),
+                comment_snapshot(&comment),
+            ));
+        }
+        Ok(comment)
     }
 
     /// Deletes a comment: 404 if the article or comment is absent, 403 if not the viewer's.
@@ -46,9 +58,9 @@ impl App {
             .parse::<i64>()
             .map(CommentId)
             .map_err(|_| AppError::NotFound("comment"))?;
-        if self.store.article(&slug, None).await?.is_none() {
+        let Some(article) = self.store.article(&slug, None).await? else {
             return Err(AppError::NotFound("article"));
-        }
+        };
         let comment = self
             .store
             .comment(&slug, id, None)
@@ -57,7 +69,10 @@ impl App {
         if comment.author.id != viewer.id() {
             return Err(AppError::Forbidden("comment"));
         }
-        self.store.delete_comment(id).await?;
+        if self.store.delete_comment(id).await? {
+            self.events
+                .publish(Event::comment_deleted(topics_of(&article), id.0));
+        }
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ mod articles;
 mod comments;
 mod error;
 mod input;
+mod live;
 mod media;
 mod passwords;
 mod profiles;
@@ -21,8 +22,10 @@ pub use input::{
     ArticleQuery, LoginInput, NewArticleInput, NewCommentInput, NewUserInput, UpdateArticleInput,
     UpdateUserInput,
 };
+pub use live::{LiveFilter, LiveTopics, MAX_SUBSCRIPTIONS};
 pub use media::{ALLOWED_MEDIA_TYPES, MediaDownload, MediaUpload};
 pub use passwords::{PasswordHasher, PasswordHashing};
+pub use quire_events::{Event, EventBus, InProcessBus, Next, Subscription};
 pub use quire_store::{
     ArticleList, ArticleRecord, CommentRecord, MediaRecord, Profile, Store, StoreError, UserRecord,
 };
@@ -48,6 +51,16 @@ pub struct SignedInUser {
     pub token: String,
 }
 
+/// What an [`App`] is built from.
+pub struct AppParts {
+    pub store: Arc<dyn Store>,
+    pub tokens: TokenKeys,
+    pub passwords: PasswordHasher,
+    pub blobs: Arc<dyn quire_media::BlobStore>,
+    pub events: Arc<dyn quire_events::EventBus>,
+    pub max_media_bytes: u64,
+}
+
 /// Handles to everything the use cases need. Cheap to share: wrap it in an `Arc` once.
 pub struct App {
     /// Where everything is persisted.
@@ -58,6 +71,8 @@ pub struct App {
     pub passwords: PasswordHasher,
     /// Where media bytes live.
     pub blobs: Arc<dyn quire_media::BlobStore>,
+    /// Carries live events from writes to connections.
+    pub events: Arc<dyn quire_events::EventBus>,
     /// Largest media upload accepted, in bytes.
     pub max_media_bytes: u64,
     /// Serializes "a blob gained a row" against "a blob lost its last row" so a blob is never
@@ -66,19 +81,14 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(
-        store: Arc<dyn Store>,
-        tokens: TokenKeys,
-        passwords: PasswordHasher,
-        blobs: Arc<dyn quire_media::BlobStore>,
-        max_media_bytes: u64,
-    ) -> Self {
+    pub fn new(parts: AppParts) -> Self {
         Self {
-            store,
-            tokens,
-            passwords,
-            blobs,
-            max_media_bytes,
+            store: parts.store,
+            tokens: parts.tokens,
+            passwords: parts.passwords,
+            blobs: parts.blobs,
+            events: parts.events,
+            max_media_bytes: parts.max_media_bytes,
             blob_lifecycle: tokio::sync::Mutex::new(()),
         }
     }

@@ -105,6 +105,59 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_grace: Duration,
 
+    /// How often live connections are pinged; a client that misses two pongs is closed.
+    #[arg(long, env = "QUIRE_LIVE_PING_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub live_ping_interval: Duration,
+
+    /// Longest a live send may wait on a client that does not read before it is closed.
+    #[arg(long, env = "QUIRE_LIVE_SEND_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub live_send_timeout: Duration,
+
+    /// Live connections (WebSocket and SSE) at most; beyond it upgrades get 503.
+    #[arg(
+        long,
+        env = "QUIRE_LIVE_MAX_CONNECTIONS",
+        default_value_t = 50_000,
+        global = true
+    )]
+    pub live_max_connections: usize,
+
+    /// Live connections at most from one client IP.
+    #[arg(
+        long,
+        env = "QUIRE_LIVE_MAX_PER_IP",
+        default_value_t = 1_000,
+        global = true
+    )]
+    pub live_max_per_ip: usize,
+
+    /// Largest message a live client may send, in bytes.
+    #[arg(
+        long,
+        env = "QUIRE_LIVE_MAX_MESSAGE_BYTES",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub live_max_message_bytes: usize,
+
+    /// Events a live client may fall behind before it is closed as too slow (1008).
+    #[arg(
+        long,
+        env = "QUIRE_LIVE_LAG_LIMIT",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub live_lag_limit: usize,
+
+    /// Recent events kept so SSE clients can resume with Last-Event-ID.
+    #[arg(
+        long,
+        env = "QUIRE_LIVE_BACKLOG",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub live_backlog: usize,
+
     /// SQLite reader threads, each with its own connection.
     #[arg(long, env = "QUIRE_SQLITE_READERS", default_value_t = 4, global = true)]
     pub sqlite_readers: usize,

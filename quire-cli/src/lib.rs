@@ -10,8 +10,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use quire_app::{App, PasswordHasher, PasswordHashing, TokenKeys};
-use quire_http::{AppState, Draining, HttpConfig};
+use quire_app::{App, AppParts, InProcessBus, PasswordHasher, PasswordHashing, TokenKeys};
+use quire_http::live::LiveConfig;
+use quire_http::{AppState, HttpConfig};
 use quire_media::FsBlobStore;
 use quire_serve::ServeConfig;
 use quire_store::{DatabaseUrl, sqlite::SqliteOptions};
@@ -74,16 +75,25 @@ pub async fn serve(
     let blobs = FsBlobStore::open(&media_dir)
         .await
         .with_context(|| format!("cannot open media directory {}", media_dir.display()))?;
-    let state = AppState {
-        app: Arc::new(App::new(
-            store,
-            tokens,
-            passwords,
-            Arc::new(blobs),
-            settings.max_media_bytes,
+    let app = App::new(AppParts {
+        store,
+        tokens,
+        passwords,
+        blobs: Arc::new(blobs),
+        events: Arc::new(InProcessBus::new(
+            settings.live_lag_limit,
+            settings.live_backlog,
         )),
-        draining: Arc::new(Draining::default()),
+        max_media_bytes: settings.max_media_bytes,
+    });
+    let live = LiveConfig {
+        ping_interval: settings.live_ping_interval,
+        send_timeout: settings.live_send_timeout,
+        max_message_bytes: settings.live_max_message_bytes,
+        max_connections: settings.live_max_connections,
+        max_per_ip: settings.live_max_per_ip,
     };
+    let state = AppState::new(Arc::new(app), live);
     let router = quire_http::router(
         state.clone(),
         &HttpConfig {
@@ -110,7 +120,17 @@ pub async fn serve(
         draining.start();
         tracing::info!("shutting down");
     };
+    let grace = engine.shutdown_grace;
     quire_serve::serve(listener, router, engine, shutdown).await;
+    // WebSocket sessions outlive their HTTP connection's tracking; they were told to close
+    // with 1001 when draining began.
+    state.sessions.close();
+    if tokio::time::timeout(grace, state.sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("live sessions still open after the grace period");
+    }
     tracing::info!("quire stopped");
     Ok(())
 }

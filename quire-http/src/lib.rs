@@ -7,16 +7,18 @@
 
 pub mod error;
 mod extract;
+pub mod live;
 mod middleware;
 mod range;
 mod routes;
 mod views;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use quire_app::App;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 pub use error::ApiError;
 
@@ -35,17 +37,29 @@ impl Default for HttpConfig {
     }
 }
 
-/// Whether the process is draining: `/health/ready` turns 503 so load balancers move away.
-#[derive(Debug, Default)]
-pub struct Draining(AtomicBool);
+/// Whether the process is draining: `/health/ready` turns 503 so load balancers move away,
+/// and live connections close with 1001.
+#[derive(Debug)]
+pub struct Draining(watch::Sender<bool>);
+
+impl Default for Draining {
+    fn default() -> Self {
+        Self(watch::Sender::new(false))
+    }
+}
 
 impl Draining {
     pub fn start(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.send_replace(true);
     }
 
     pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        *self.0.borrow()
+    }
+
+    /// A receiver that changes when draining starts.
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.0.subscribe()
     }
 }
 
@@ -56,6 +70,25 @@ pub struct AppState {
     pub app: Arc<App>,
     /// Set when shutdown begins.
     pub draining: Arc<Draining>,
+    /// Settings of live connections.
+    pub live: live::LiveConfig,
+    /// Open live connections, against their ceilings.
+    pub live_limits: Arc<live::LiveLimits>,
+    /// Upgraded WebSocket sessions, which outlive their HTTP request: shutdown waits for
+    /// them (after they have been told to close) as it waits for requests.
+    pub sessions: TaskTracker,
+}
+
+impl AppState {
+    pub fn new(app: Arc<App>, live: live::LiveConfig) -> Self {
+        Self {
+            app,
+            draining: Arc::new(Draining::default()),
+            live_limits: live::LiveLimits::new(live.max_connections, live.max_per_ip),
+            live,
+            sessions: TaskTracker::new(),
+        }
+    }
 }
 
 /// The whole HTTP surface of quire, with its middleware.
@@ -66,7 +99,8 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         .merge(routes::articles::router())
         .merge(routes::comments::router())
         .merge(routes::tags::router())
-        .merge(routes::media::api_router());
+        .merge(routes::media::api_router())
+        .merge(live::router());
     let app = Router::new()
         .nest("/api", api)
         .merge(routes::health::router())

@@ -53,6 +53,9 @@ pub trait Store: Send + Sync + 'static {
     async fn unfollow(&self, follower: UserId, username: &Username)
     -> StoreResult<Option<Profile>>;
 
+    /// Ids of the users `follower` follows.
+    async fn following_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>>;
+
     /// Articles matching `filter`, newest first, without bodies; the count is of all matches.
     async fn list_articles(
         &self,

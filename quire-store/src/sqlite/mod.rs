@@ -101,6 +101,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn following_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>> {
+        self.pool
+            .read(move |conn| queries::following_ids(conn, follower))
+            .await
+    }
+
     async fn list_articles(
         &self,
         filter: ArticleFilter,

@@ -204,6 +204,13 @@ pub fn set_following(
     profile(conn, username, Some(follower))
 }
 
+pub fn following_ids(conn: &Connection, follower: UserId) -> StoreResult<Vec<UserId>> {
+    Ok(conn
+        .prepare_cached("SELECT followee_id FROM follows WHERE follower_id = ?1")?
+        .query_map([follower.0], |row| row.get(0).map(UserId))?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 /// Columns of an article (body included when `with_body`) with tags, the viewer's flags and
 /// its author, for `articles a JOIN users u`.
 fn article_columns(with_body: bool) -> String {

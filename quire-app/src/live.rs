@@ -1,0 +1,246 @@
+//! Live updates: which events a connection wants (its [`LiveFilter`]), built from query
+//! parameters and changed by client messages; and the events the write path publishes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use quire_domain::UserId;
+use quire_events::{
+    ArticleSnapshot, AuthorSnapshot, CommentSnapshot, Event, EventKind, Subscription, Topics,
+};
+use quire_store::{ArticleRecord, CommentRecord, Profile};
+use serde::Deserialize;
+
+use crate::{App, AppError, AppResult, AuthFailure, Viewer};
+
+/// Most subscriptions one connection may hold (bounds per-connection memory).
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+
+/// Subscriptions as a client names them (query parameters or a message's fields).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct LiveTopics {
+    #[serde(default)]
+    pub tag: Vec<String>,
+    #[serde(default)]
+    pub author: Vec<String>,
+    #[serde(default)]
+    pub article: Vec<String>,
+    /// Articles by authors the signed-in user follows.
+    #[serde(default)]
+    pub feed: bool,
+    /// Every event.
+    #[serde(default)]
+    pub all: bool,
+}
+
+impl LiveTopics {
+    pub fn is_empty(&self) -> bool {
+        self.tag.is_empty()
+            && self.author.is_empty()
+            && self.article.is_empty()
+            && !self.feed
+            && !self.all
+    }
+}
+
+/// What one connection receives. Events match when any subscription matches.
+#[derive(Debug, Default)]
+pub struct LiveFilter {
+    all: bool,
+    tags: HashSet<String>,
+    /// Lower-cased usernames.
+    authors: HashSet<String>,
+    articles: HashSet<String>,
+    /// Authors followed, when subscribed to the feed.
+    feed: Option<HashSet<UserId>>,
+}
+
+impl LiveFilter {
+    fn len(&self) -> usize {
+        self.tags.len() + self.authors.len() + self.articles.len()
+    }
+
+    /// Whether this connection wants `event`.
+    pub fn matches(&self, event: &Event) -> bool {
+        let topics = &event.topics;
+        let about_article = !matches!(
+            event.kind,
+            EventKind::CommentCreated | EventKind::CommentDeleted
+        );
+        self.all
+            || self.articles.contains(&topics.article)
+            || (about_article
+                && (topics.tags.iter().any(|t| self.tags.contains(t))
+                    || self
+                        .authors
+                        .contains(&topics.author_username.to_lowercase())
+                    || self
+                        .feed
+                        .as_ref()
+                        .is_some_and(|f| f.contains(&topics.author))))
+    }
+}
+
+pub(crate) fn author_snapshot(profile: &Profile) -> AuthorSnapshot {
+    AuthorSnapshot {
+        username: profile.username.clone(),
+        bio: profile.bio.clone(),
+        image: profile.image.clone(),
+    }
+}
+
+pub(crate) fn topics_of(article: &ArticleRecord) -> Topics {
+    Topics {
+        article: article.slug.clone(),
+        author: article.author.id,
+        author_username: article.author.username.clone(),
+        tags: article.tags.clone(),
+    }
+}
+
+pub(crate) fn article_snapshot(article: &ArticleRecord) -> ArticleSnapshot {
+    ArticleSnapshot {
+        slug: article.slug.clone(),
+        title: article.title.clone(),
+        description: article.description.clone(),
+        tag_list: article.tags.clone(),
+        created_at: article.created_at,
+        updated_at: article.updated_at,
+        favorites_count: article.favorites_count,
+        author: author_snapshot(&article.author),
+    }
+}
+
+pub(crate) fn comment_snapshot(comment: &CommentRecord) -> CommentSnapshot {
+    CommentSnapshot {
+        id: comment.id.0,
+        body: comment.body.clone(),
+        created_at: comment.created_at,
+        updated_at: comment.updated_at,
+        author: author_snapshot(&comment.author),
+    }
+}
+
+impl App {
+    /// Publishes an article event.
+    pub(crate) fn publish_article(&self, kind: EventKind, article: &ArticleRecord) {
+        self.events.publish(Event::article(
+            kind,
+            topics_of(article),
+            article_snapshot(article),
+        ));
+    }
+
+    /// Events from now on; filter them with a [`LiveFilter`].
+    pub fn live_subscribe(&self) -> Subscription {
+        self.events.subscribe()
+    }
+
+    /// Recent events after `id`, for clients resuming a stream.
+    pub fn live_since(&self, id: u64) -> Vec<Arc<Event>> {
+        self.events.since(id)
+    }
+
+    /// Adds `topics` to `filter`. The feed needs a signed-in viewer.
+    pub async fn live_subscribe_to(
+        &self,
+        filter: &mut LiveFilter,
+        viewer: Option<&Viewer>,
+        topics: LiveTopics,
+    ) -> AppResult<()> {
+        if topics.feed && filter.feed.is_none() {
+            let viewer = viewer.ok_or(AppError::Unauthorized(AuthFailure::Missing))?;
+            let following = self.store.following_ids(viewer.id()).await?;
+            filter.feed = Some(following.into_iter().collect());
+        }
+        filter.all |= topics.all;
+        filter.tags.extend(topics.tag);
+        filter
+            .authors
+            .extend(topics.author.iter().map(|a| a.to_lowercase()));
+        filter.articles.extend(topics.article);
+        if filter.len() > MAX_SUBSCRIPTIONS {
+            return Err(quire_domain::FieldError::new(
+                "subscriptions",
+                format!("can't exceed {MAX_SUBSCRIPTIONS}"),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Removes `topics` from `filter`.
+    pub fn live_unsubscribe_from(&self, filter: &mut LiveFilter, topics: LiveTopics) {
+        if topics.all {
+            filter.all = false;
+        }
+        if topics.feed {
+            filter.feed = None;
+        }
+        for tag in &topics.tag {
+            filter.tags.remove(tag);
+        }
+        for author in &topics.author {
+            filter.authors.remove(&author.to_lowercase());
+        }
+        for article in &topics.article {
+            filter.articles.remove(article);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quire_events::{EventBus, InProcessBus};
+
+    fn published(
+        kind: EventKind,
+        slug: &str,
+        author: i64,
+        username: &str,
+        tags: &[&str],
+    ) -> Arc<Event> {
+        let bus = InProcessBus::new(4, 4);
+        let topics = Topics {
+            article: slug.into(),
+            author: UserId(author),
+            author_username: username.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        };
+        bus.publish(Event::bare(kind, topics));
+        bus.since(0).pop().unwrap()
+    }
+
+    #[test]
+    fn filters_match_their_topics() {
+        let created = published(EventKind::ArticleCreated, "a", 1, "Jake", &["rust"]);
+        let comment = published(EventKind::CommentCreated, "a", 1, "Jake", &["rust"]);
+        let mut filter = LiveFilter::default();
+        assert!(!filter.matches(&created));
+        filter.tags.insert("rust".into());
+        assert!(filter.matches(&created));
+        assert!(
+            !filter.matches(&comment),
+            "comments follow article subscriptions only"
+        );
+        let mut filter = LiveFilter::default();
+        filter.authors.insert("jake".into());
+        assert!(filter.matches(&created));
+        let mut filter = LiveFilter::default();
+        filter.articles.insert("a".into());
+        assert!(filter.matches(&created) && filter.matches(&comment));
+        let mut filter = LiveFilter {
+            feed: Some([UserId(1)].into()),
+            ..LiveFilter::default()
+        };
+        assert!(filter.matches(&created));
+        filter.feed = Some([UserId(2)].into());
+        assert!(!filter.matches(&created));
+        let filter = LiveFilter {
+            all: true,
+            ..LiveFilter::default()
+        };
+        assert!(filter.matches(&comment));
+    }
+}

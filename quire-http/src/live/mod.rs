@@ -1,0 +1,187 @@
+//! Live updates (an extension of the spec): `GET /api/live` (WebSocket of JSON text events)
+//! and `GET /api/live/sse` (the same as Server-Sent Events, resumable with `Last-Event-ID`).
+//!
+//! Subscriptions come from the query (`tag`, `author`, `article` repeatable; `feed=true`;
+//! `all=true`; no topic at all means `all`) and, on the WebSocket, from messages
+//! `{"action":"subscribe"|"unsubscribe", "tag":[...], "author":[...], "article":[...],
+//! "feed":true, "all":true}`, each acknowledged with `{"type":"ack",...}`. Auth is the API's
+//! `Authorization` header or a `token` query parameter (browsers cannot set headers on a
+//! WebSocket); a bad token is refused with 401 before the upgrade.
+
+mod limits;
+mod session;
+mod sse;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use quire_app::{AuthFailure, LiveFilter, LiveTopics, Viewer};
+
+pub use limits::LiveLimits;
+
+use crate::{ApiError, AppState};
+
+/// Settings of live connections.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// How often the server pings; a peer that misses two pongs is closed.
+    pub ping_interval: Duration,
+    /// Longest a send may wait on a client that does not read before it is closed.
+    pub send_timeout: Duration,
+    /// Largest client message accepted.
+    pub max_message_bytes: usize,
+    /// Live connections (WebSocket and SSE) at most, in all.
+    pub max_connections: usize,
+    /// Live connections at most from one IP address.
+    pub max_per_ip: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(10),
+            max_message_bytes: 4096,
+            max_connections: 50_000,
+            max_per_ip: 1_000,
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/live", get(live_websocket))
+        .route("/live/sse", get(sse::live_sse))
+}
+
+/// Topics and token from the query string; repeated keys add topics.
+pub(crate) fn parse_query(query: Option<&str>) -> Result<(LiveTopics, Option<String>), ApiError> {
+    let mut topics = LiveTopics::default();
+    let mut token = None;
+    let flag = |value: &str| -> Result<bool, ApiError> {
+        match value {
+            "" | "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "query",
+                "flags must be true or false",
+            )),
+        }
+    };
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let value = value.trim().to_owned();
+        match key.as_ref() {
+            "tag" if !value.is_empty() => topics.tag.push(value),
+            "author" if !value.is_empty() => topics.author.push(value),
+            "article" if !value.is_empty() => topics.article.push(value),
+            "feed" => topics.feed = flag(&value)?,
+            "all" => topics.all = flag(&value)?,
+            "token" => token = Some(value),
+            _ => {}
+        }
+    }
+    if topics.is_empty() {
+        topics.all = true;
+    }
+    Ok((topics, token))
+}
+
+/// Authenticates a live request by header or `token` parameter.
+pub(crate) async fn viewer_of(
+    state: &AppState,
+    parts: &mut Parts,
+    query_token: Option<String>,
+) -> Result<Option<Viewer>, ApiError> {
+    if parts.headers.contains_key(header::AUTHORIZATION) {
+        let crate::extract::MaybeAuthUser(viewer) =
+            crate::extract::MaybeAuthUser::from_request_parts(parts, state).await?;
+        return Ok(viewer);
+    }
+    match query_token {
+        None => Ok(None),
+        Some(token) if token.is_empty() => Err(ApiError::unauthorized(AuthFailure::Invalid)),
+        Some(token) => Ok(Some(state.app.authenticate(&token).await?)),
+    }
+}
+
+/// Parses, authenticates and builds the filter a live request asks for.
+pub(crate) async fn prepare(
+    state: &AppState,
+    parts: &mut Parts,
+) -> Result<(Option<Viewer>, LiveFilter), ApiError> {
+    let (topics, token) = parse_query(parts.uri.query())?;
+    let viewer = viewer_of(state, parts, token).await?;
+    let mut filter = LiveFilter::default();
+    state
+        .app
+        .live_subscribe_to(&mut filter, viewer.as_ref(), topics)
+        .await?;
+    Ok((viewer, filter))
+}
+
+async fn live_websocket(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (mut parts, _body) = request.into_parts();
+    let (viewer, filter) = prepare(&state, &mut parts).await?;
+    let guard = state.live_limits.admit(&parts)?;
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
+        .await
+        .map_err(|rejection| {
+            ApiError::new(
+                rejection.status(),
+                "upgrade",
+                "must be a WebSocket upgrade request",
+            )
+        })?;
+    let config = state.live.clone();
+    let subscription = state.app.live_subscribe();
+    let session = session::Session {
+        app: state.app.clone(),
+        viewer,
+        filter,
+        subscription,
+        config: config.clone(),
+        draining: state.draining.watch(),
+    };
+    let tracker = state.sessions.clone();
+    Ok(upgrade
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_message_size(config.max_message_bytes)
+        .max_frame_size(config.max_message_bytes)
+        .on_upgrade(move |socket| {
+            tracker.track_future(async move {
+                session::run(socket, session).await;
+                drop(guard);
+            })
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries() {
+        let (topics, token) = parse_query(Some("tag=rust&tag=go&author=jake&token=abc")).unwrap();
+        assert_eq!(topics.tag, ["rust", "go"]);
+        assert_eq!(topics.author, ["jake"]);
+        assert!(!topics.all && !topics.feed);
+        assert_eq!(token.as_deref(), Some("abc"));
+        let (topics, token) = parse_query(None).unwrap();
+        assert!(topics.all && token.is_none());
+        let (topics, _) = parse_query(Some("feed=true&article=a%20b")).unwrap();
+        assert!(topics.feed);
+        assert_eq!(topics.article, ["a b"]);
+        assert!(parse_query(Some("feed=maybe")).is_err());
+    }
+}
