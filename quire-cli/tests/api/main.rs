@@ -5,6 +5,7 @@ mod articles;
 mod comments;
 mod durability;
 mod errors;
+mod live;
 mod media;
 mod profiles;
 mod serving;

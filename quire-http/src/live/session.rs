@@ -21,6 +21,9 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code for a message the server cannot accept.
 pub const CLOSE_UNSUPPORTED: u16 = 1003;
 
+/// Longest the server waits to deliver its close frame.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Everything a session needs.
 pub struct Session {
     pub app: Arc<App>,
@@ -88,8 +91,13 @@ where
                 Next::Event(event) => {
                     if session.filter.matches(&event) {
                         let text = Utf8Bytes::from(event.text());
-                        if !send(&mut socket, Message::Text(text), &session.config).await {
-                            break End::Gone;
+                        match tokio::time::timeout(session.config.send_timeout, socket.send(Message::Text(text))).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => break End::Gone,
+                            Err(_) => {
+                                tracing::info!("live client not reading; closing");
+                                break End::Close(CLOSE_TOO_SLOW, "too slow to keep up");
+                            }
                         }
                     }
                 }
@@ -113,9 +121,10 @@ where
         }
     };
     if let End::Close(code, reason) = end {
-        let _ = send(&mut socket, close(code, reason), &session.config).await;
+        // A slow client may need a while to read up to the close frame.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close(code, reason))).await;
     }
-    let _ = tokio::time::timeout(session.config.send_timeout, socket.close()).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close()).await;
 }
 
 /// Sends one message; `false` if the client is gone or did not take it in time.
