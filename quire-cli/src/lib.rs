@@ -94,6 +94,8 @@ pub async fn serve(
         max_per_ip: settings.live_max_per_ip,
     };
     let state = AppState::new(Arc::new(app), live);
+    quire_http::metrics::recorder();
+    quire_http::metrics::spawn_lag_probe();
     let router = quire_http::router(
         state.clone(),
         &HttpConfig {

@@ -8,6 +8,7 @@
 pub mod error;
 mod extract;
 pub mod live;
+pub mod metrics;
 mod middleware;
 mod range;
 mod routes;
@@ -105,6 +106,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         .nest("/api", api)
         .merge(routes::health::router())
         .merge(routes::media::public_router())
+        .route("/metrics", axum::routing::get(metrics::render))
         .fallback(routes::fallback::not_found)
         .method_not_allowed_fallback(routes::fallback::method_not_allowed)
         .with_state(state);

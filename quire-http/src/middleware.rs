@@ -57,5 +57,6 @@ pub fn wrap(router: Router, config: &HttpConfig) -> Router {
         }));
     router
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(layers)
 }

@@ -116,6 +116,8 @@ pub async fn serve<S, B>(
         macro_rules! run_connection {
             ($connection:expr) => {{
                 let connection = $connection;
+                metrics::counter!("http_connections_total").increment(1);
+                metrics::gauge!("http_connections_open").increment(1.0);
                 tokio::spawn(async move {
                     tokio::pin!(connection);
                     let result = tokio::select! {
@@ -128,6 +130,7 @@ pub async fn serve<S, B>(
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
+                    metrics::gauge!("http_connections_open").decrement(1.0);
                     drop(permit);
                 });
             }};

@@ -115,3 +115,43 @@ async fn connection_ceiling_holds_extra_clients_until_a_slot_frees() {
     .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn metrics_are_labelled_by_route_not_path() {
+    let app = TestApp::start().await;
+    let jake = app.register("jake").await;
+    app.create_article(&jake, "measured article", &[]).await;
+    assert_eq!(
+        app.get("/api/articles/measured-article", None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/api/articles/no-such-thing", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    for needle in [
+        r#"http_requests_total{method="GET",route="/api/articles/{slug}",status="200"}"#,
+        r#"http_requests_total{method="GET",route="/api/articles/{slug}",status="404"}"#,
+        "http_request_duration_seconds_bucket",
+        "http_connections_open",
+        "store_query_seconds",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "live_connections_open",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
+    assert!(
+        !text.contains("measured-article"),
+        "raw paths leak into labels"
+    );
+}

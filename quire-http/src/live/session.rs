@@ -96,6 +96,7 @@ where
                             Ok(Err(_)) => break End::Gone,
                             Err(_) => {
                                 tracing::info!("live client not reading; closing");
+                                metrics::counter!("live_slow_consumers_closed_total").increment(1);
                                 break End::Close(CLOSE_TOO_SLOW, "too slow to keep up");
                             }
                         }
@@ -103,6 +104,7 @@ where
                 }
                 Next::Lagged(missed) => {
                     tracing::info!(missed, "live client too slow; closing");
+                    metrics::counter!("live_slow_consumers_closed_total").increment(1);
                     break End::Close(CLOSE_TOO_SLOW, "too slow to keep up");
                 }
                 Next::Closed => break End::Close(CLOSE_GOING_AWAY, "server shutting down"),

@@ -13,6 +13,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::thread;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rusqlite::{Connection, OpenFlags};
@@ -98,10 +99,18 @@ impl Pool {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        let queued = Instant::now();
         let job: ReadJob = Box::new(move |conn| {
-            let _ = tx.send(run_guarded(query, conn));
+            let started = Instant::now();
+            metrics::histogram!("store_queue_wait_seconds", "queue" => "read")
+                .record((started - queued).as_secs_f64());
+            let result = run_guarded(query, conn);
+            metrics::histogram!("store_query_seconds", "queue" => "read")
+                .record(started.elapsed().as_secs_f64());
+            let _ = tx.send(result);
         });
         self.readers.try_send(job).map_err(queue_error)?;
+        metrics::gauge!("store_queue_depth", "queue" => "read").set(self.readers.len() as f64);
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -129,6 +138,7 @@ impl Pool {
             (ok, finish)
         });
         self.writer.try_send(job).map_err(queue_error)?;
+        metrics::gauge!("store_queue_depth", "queue" => "write").set(self.writer.len() as f64);
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -183,7 +193,11 @@ fn run_writer(conn: Connection, jobs: Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
+        metrics::histogram!("store_write_batch_size").record(batch.len() as f64);
+        let started = Instant::now();
         commit_batch(&conn, batch);
+        metrics::histogram!("store_query_seconds", "queue" => "write")
+            .record(started.elapsed().as_secs_f64());
     }
     tracing::debug!("sqlite writer stopped");
 }

@@ -1,0 +1,109 @@
+//! Prometheus metrics: the recorder, the per-request middleware (labelled by matched route,
+//! never by raw path, so label cardinality stays bounded) and `GET /metrics`, which adds
+//! process and live-connection gauges read at scrape time. Other crates record through the
+//! `metrics` facade (the engine: connections; the store: queue depth, query time, batch size).
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::AppState;
+
+/// Latency buckets, in seconds: 100 µs to 10 s.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once and returns its handle.
+pub fn recorder() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = || {
+                PrometheusBuilder::new()
+                    .set_buckets_for_metric(Matcher::Suffix("seconds".into()), BUCKETS)
+                    .expect("static buckets are valid")
+            };
+            builder().install_recorder().unwrap_or_else(|e| {
+                // Another recorder owns the process (an embedding program): render ours anyway.
+                tracing::warn!(error = %e, "metrics recorder already installed");
+                builder().build_recorder().handle()
+            })
+        })
+        .clone()
+}
+
+/// Decrements the in-flight gauge even when the request is cancelled.
+struct InFlight;
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+    }
+}
+
+/// Counts and times every request by method, matched route and status.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    metrics::gauge!("http_requests_in_flight").increment(1.0);
+    let in_flight = InFlight;
+    let start = Instant::now();
+    let response = next.run(request).await;
+    drop(in_flight);
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
+        .record(start.elapsed().as_secs_f64());
+    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
+        .increment(1);
+    response
+}
+
+/// `GET /metrics`.
+pub async fn render(State(state): State<AppState>) -> Response {
+    metrics::gauge!("live_connections_open").set(state.live_limits.open() as f64);
+    if let Some(rss) = resident_bytes() {
+        metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        metrics::gauge!("process_open_fds").set(fds.count() as f64);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        recorder().render(),
+    )
+        .into_response()
+}
+
+/// Resident set size from `/proc/self/statm` (pages × 4 KiB pages).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Measures how late a 100 ms timer fires: the event loop's lag, a sign of blocked workers.
+pub fn spawn_lag_probe() {
+    tokio::spawn(async {
+        let period = Duration::from_millis(100);
+        loop {
+            let start = Instant::now();
+            tokio::time::sleep(period).await;
+            let lag = start.elapsed().saturating_sub(period);
+            metrics::histogram!("runtime_event_loop_lag_seconds").record(lag.as_secs_f64());
+        }
+    });
+}
