@@ -184,7 +184,8 @@ async fn progress(plan: Arc<Plan>, stats: Arc<Stats>) {
     loop {
         let now = ticker.tick().await;
         let responses = stats.live.responses();
-        let phase = if now < plan.window_start {
+        // The line describes the second that just ended.
+        let phase = if now <= plan.window_start {
             "warm-up"
         } else {
             "measure"

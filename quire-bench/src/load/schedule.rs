@@ -4,6 +4,10 @@
 //! Slot `s` of the whole run is intended at `s / rate`; slots are dealt round-robin over the
 //! connections, so connection `c` owns slots `c, c + N, c + 2N, ...` and sends every `N / rate`
 //! seconds, the connections staggered by `1 / rate`.
+//!
+//! Tokio's timer fires on millisecond ticks, so a request may leave up to ~1 ms after its
+//! intended time and open-loop latencies carry that much client-side error; they are meant
+//! for tails under load (tens of milliseconds), not for sub-millisecond medians.
 
 use std::time::Duration;
 
