@@ -5,6 +5,8 @@ use quire_domain::{
 };
 use quire_store::{ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, NewArticle};
 
+use std::sync::Arc;
+
 use quire_events::{Event, EventKind};
 
 use crate::live::topics_of;
@@ -13,6 +15,23 @@ use crate::{App, AppError, AppResult, ArticleQuery, NewArticleInput, UpdateArtic
 /// A slug from a URL; one that cannot exist is simply not found.
 fn slug_in_path(raw: &str) -> AppResult<Slug> {
     Slug::parse(raw).ok_or(AppError::NotFound("article"))
+}
+
+/// A list entry: the article without its body.
+fn without_body(article: &ArticleRecord) -> ArticleRecord {
+    ArticleRecord {
+        id: article.id,
+        slug: article.slug.clone(),
+        title: article.title.clone(),
+        description: article.description.clone(),
+        body: None,
+        tags: article.tags.clone(),
+        created_at: article.created_at,
+        updated_at: article.updated_at,
+        favorited: false,
+        favorites_count: article.favorites_count,
+        author: article.author.clone(),
+    }
 }
 
 /// An empty filter value (`?tag=`) filters nothing, as if it were absent.
@@ -32,10 +51,18 @@ impl App {
             author: non_empty(query.author),
             favorited_by: non_empty(query.favorited),
         };
-        Ok(self
-            .store
-            .list_articles(filter, page, viewer.map(Viewer::id))
-            .await?)
+        let ids = self.cached_article_ids(filter, page).await?;
+        let mut articles: Vec<ArticleRecord> = self
+            .cached_articles(&ids.0)
+            .await?
+            .iter()
+            .map(|a| without_body(a))
+            .collect();
+        self.overlay_viewer(viewer, &mut articles).await?;
+        Ok(ArticleList {
+            articles,
+            total: ids.1,
+        })
     }
 
     pub async fn feed(
@@ -50,10 +77,19 @@ impl App {
 
     pub async fn article(&self, slug: &str, viewer: Option<&Viewer>) -> AppResult<ArticleRecord> {
         let slug = slug_in_path(slug)?;
-        self.store
-            .article(&slug, viewer.map(Viewer::id))
+        let id = self
+            .cached_article_id(&slug)
             .await?
-            .ok_or(AppError::NotFound("article"))
+            .ok_or(AppError::NotFound("article"))?;
+        let article = self
+            .cached_articles(&[id])
+            .await?
+            .pop()
+            .ok_or(AppError::NotFound("article"))?;
+        let mut article = [ArticleRecord::clone(&article)];
+        self.overlay_viewer(viewer, &mut article).await?;
+        let [article] = article;
+        Ok(article)
     }
 
     pub async fn create_article(
@@ -92,6 +128,8 @@ impl App {
                 tags,
             })
             .await?;
+        self.cache.slugs.invalidate(&article.slug).await;
+        self.forget_lists_and_tags();
         self.publish_article(EventKind::ArticleCreated, &article);
         Ok(article)
     }
@@ -128,18 +166,23 @@ impl App {
                 FieldError::new("article", "must contain at least one field to change").into(),
             );
         }
-        let article = self
+        let updated = self
             .store
             .update_article(article.id, changes, viewer.id())
-            .await?
-            .ok_or(AppError::NotFound("article"))?;
+            .await;
+        self.forget_article(&article).await;
+        let article = updated?.ok_or(AppError::NotFound("article"))?;
+        self.cache.slugs.invalidate(&article.slug).await;
         self.publish_article(EventKind::ArticleUpdated, &article);
         Ok(article)
     }
 
     pub async fn delete_article(&self, viewer: &Viewer, slug: &str) -> AppResult<()> {
         let article = self.own_article(viewer, slug).await?;
-        if !self.store.delete_article(article.id).await? {
+        let deleted = self.store.delete_article(article.id).await;
+        self.forget_article(&article).await;
+        self.forget_lists_and_tags();
+        if !deleted? {
             return Err(AppError::NotFound("article"));
         }
         self.events
@@ -154,6 +197,7 @@ impl App {
             .favorite(viewer.id(), &slug)
             .await?
             .ok_or(AppError::NotFound("article"))?;
+        self.cache.articles.invalidate(&article.id).await;
         self.publish_article(EventKind::FavoriteChanged, &article);
         Ok(article)
     }
@@ -165,11 +209,12 @@ impl App {
             .unfavorite(viewer.id(), &slug)
             .await?
             .ok_or(AppError::NotFound("article"))?;
+        self.cache.articles.invalidate(&article.id).await;
         self.publish_article(EventKind::FavoriteChanged, &article);
         Ok(article)
     }
 
-    pub async fn tags(&self) -> AppResult<Vec<Tag>> {
-        Ok(self.store.tags().await?)
+    pub async fn tags(&self) -> AppResult<Arc<Vec<Tag>>> {
+        self.cached_tags().await
     }
 }

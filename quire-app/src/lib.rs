@@ -5,6 +5,7 @@
 //! Redis: [`AppError`] says what went wrong and the HTTP layer decides how to say it.
 
 mod articles;
+mod cache;
 mod comments;
 mod error;
 mod input;
@@ -17,6 +18,7 @@ mod users;
 
 use std::sync::Arc;
 
+pub use cache::CacheSettings;
 pub use error::{AppError, AppResult, AuthFailure};
 pub use input::{
     ArticleQuery, LoginInput, NewArticleInput, NewCommentInput, NewUserInput, UpdateArticleInput,
@@ -59,6 +61,7 @@ pub struct AppParts {
     pub blobs: Arc<dyn quire_media::BlobStore>,
     pub events: Arc<dyn quire_events::EventBus>,
     pub max_media_bytes: u64,
+    pub cache: CacheSettings,
 }
 
 /// Handles to everything the use cases need. Cheap to share: wrap it in an `Arc` once.
@@ -78,6 +81,8 @@ pub struct App {
     /// Serializes "a blob gained a row" against "a blob lost its last row" so a blob is never
     /// removed while a new upload of the same bytes is being recorded.
     blob_lifecycle: tokio::sync::Mutex<()>,
+    /// Viewer-independent data, invalidated by writes.
+    cache: cache::ReadCache,
 }
 
 impl App {
@@ -90,6 +95,7 @@ impl App {
             events: parts.events,
             max_media_bytes: parts.max_media_bytes,
             blob_lifecycle: tokio::sync::Mutex::new(()),
+            cache: cache::ReadCache::new(parts.cache),
         }
     }
 }

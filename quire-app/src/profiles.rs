@@ -13,10 +13,19 @@ fn username_in_path(raw: &str) -> AppResult<Username> {
 impl App {
     pub async fn profile(&self, username: &str, viewer: Option<&Viewer>) -> AppResult<Profile> {
         let username = username_in_path(username)?;
-        self.store
-            .profile(&username, viewer.map(Viewer::id))
+        let profile = self
+            .cached_profile(&username)
             .await?
-            .ok_or(AppError::NotFound("profile"))
+            .ok_or(AppError::NotFound("profile"))?;
+        let mut profile = Profile::clone(&profile);
+        if let Some(viewer) = viewer {
+            let flags = self
+                .store
+                .viewer_flags(viewer.id(), Vec::new(), vec![profile.id])
+                .await?;
+            profile.following = flags.following.contains(&profile.id);
+        }
+        Ok(profile)
     }
 
     pub async fn follow(&self, viewer: &Viewer, username: &str) -> AppResult<Profile> {

@@ -53,6 +53,8 @@ impl App {
                 password_hash,
             })
             .await?;
+        // A lookup of this name before it existed may be cached as absent.
+        self.forget_user(user.id, &[&user.username]).await;
         let token = self.tokens.issue(user.id)?;
         Ok(SignedInUser { user, token })
     }
@@ -143,11 +145,15 @@ impl App {
         if let Some(password) = password {
             changes.password_hash = Some(self.passwords.hash(password).await?);
         }
-        let user = self
-            .store
-            .update_user(viewer.id(), changes)
-            .await?
-            .ok_or(AppError::Unauthorized(AuthFailure::Invalid))?;
+        let renamed = changes.username.is_some();
+        let updated = self.store.update_user(viewer.id(), changes).await;
+        let user = updated?.ok_or(AppError::Unauthorized(AuthFailure::Invalid))?;
+        self.forget_user(user.id, &[&viewer.user.username, &user.username])
+            .await;
+        if renamed {
+            // Lists filtered by author name change with the name.
+            self.cache.lists.invalidate_all();
+        }
         Ok(SignedInUser {
             user,
             token: viewer.token,

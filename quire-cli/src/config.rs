@@ -158,6 +158,10 @@ pub struct Settings {
     )]
     pub live_backlog: usize,
 
+    /// Memory for cached article text, in MiB (profiles, slugs and list pages come on top).
+    #[arg(long, env = "QUIRE_CACHE_MIB", default_value_t = 128, global = true)]
+    pub cache_mib: u64,
+
     /// SQLite reader threads, each with its own connection.
     #[arg(long, env = "QUIRE_SQLITE_READERS", default_value_t = 4, global = true)]
     pub sqlite_readers: usize,

@@ -10,7 +10,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use quire_app::{App, AppParts, InProcessBus, PasswordHasher, PasswordHashing, TokenKeys};
+use quire_app::{
+    App, AppParts, CacheSettings, InProcessBus, PasswordHasher, PasswordHashing, TokenKeys,
+};
 use quire_http::live::LiveConfig;
 use quire_http::{AppState, HttpConfig};
 use quire_media::FsBlobStore;
@@ -85,6 +87,10 @@ pub async fn serve(
             settings.live_backlog,
         )),
         max_media_bytes: settings.max_media_bytes,
+        cache: CacheSettings {
+            article_bytes: settings.cache_mib.saturating_mul(1024 * 1024),
+            ..CacheSettings::default()
+        },
     });
     let live = LiveConfig {
         ping_interval: settings.live_ping_interval,

@@ -17,7 +17,7 @@ use quire_domain::{ArticleId, CommentBody, CommentId, Email, Page, Slug, Tag, Us
 pub use error::StoreError;
 pub use records::{
     ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, MediaRecord,
-    NewArticle, NewUser, Profile, UserChanges, UserRecord,
+    NewArticle, NewUser, Profile, UserChanges, UserRecord, ViewerFlags,
 };
 
 /// Result of every store operation.
@@ -63,6 +63,22 @@ pub trait Store: Send + Sync + 'static {
         page: Page,
         viewer: Option<UserId>,
     ) -> StoreResult<ArticleList>;
+    /// One page of article ids matching `filter`, newest first, and the count of all matches.
+    async fn article_ids(
+        &self,
+        filter: ArticleFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<ArticleId>, u64)>;
+    /// Whole articles (with bodies) by id, without viewer flags; missing ids are skipped.
+    async fn articles_by_ids(&self, ids: Vec<ArticleId>) -> StoreResult<Vec<ArticleRecord>>;
+    async fn article_id(&self, slug: &Slug) -> StoreResult<Option<ArticleId>>;
+    /// Which of `articles` `viewer` favorited and which of `authors` they follow.
+    async fn viewer_flags(
+        &self,
+        viewer: UserId,
+        articles: Vec<ArticleId>,
+        authors: Vec<UserId>,
+    ) -> StoreResult<ViewerFlags>;
     /// Articles by authors `viewer` follows, newest first, without bodies.
     async fn feed(&self, viewer: UserId, page: Page) -> StoreResult<ArticleList>;
     async fn article(

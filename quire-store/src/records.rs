@@ -127,3 +127,10 @@ pub struct MediaRecord {
     pub uploader: UserId,
     pub created_at: Timestamp,
 }
+
+/// What one viewer has done to a set of articles and authors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViewerFlags {
+    pub favorited: std::collections::HashSet<ArticleId>,
+    pub following: std::collections::HashSet<UserId>,
+}

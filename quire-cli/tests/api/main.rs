@@ -2,6 +2,7 @@
 //! with its own SQLite file. Grouped by resource; `support` has the harness.
 
 mod articles;
+mod cache;
 mod comments;
 mod durability;
 mod errors;

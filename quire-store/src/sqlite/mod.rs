@@ -16,7 +16,7 @@ pub use pool::SqliteOptions;
 
 use crate::{
     ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, MediaRecord,
-    NewArticle, NewUser, Profile, Store, StoreResult, UserChanges, UserRecord,
+    NewArticle, NewUser, Profile, Store, StoreResult, UserChanges, UserRecord, ViewerFlags,
 };
 
 /// A [`Store`] in one SQLite file.
@@ -115,6 +115,40 @@ impl Store for SqliteStore {
     ) -> StoreResult<ArticleList> {
         self.pool
             .read(move |conn| queries::list_articles(conn, &filter, page, viewer))
+            .await
+    }
+
+    async fn article_ids(
+        &self,
+        filter: ArticleFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<ArticleId>, u64)> {
+        self.pool
+            .read(move |conn| queries::article_ids(conn, &filter, page))
+            .await
+    }
+
+    async fn articles_by_ids(&self, ids: Vec<ArticleId>) -> StoreResult<Vec<ArticleRecord>> {
+        self.pool
+            .read(move |conn| queries::articles_by_ids(conn, &ids))
+            .await
+    }
+
+    async fn article_id(&self, slug: &Slug) -> StoreResult<Option<ArticleId>> {
+        let slug = slug.as_str().to_owned();
+        self.pool
+            .read(move |conn| queries::slug_to_id(conn, &slug))
+            .await
+    }
+
+    async fn viewer_flags(
+        &self,
+        viewer: UserId,
+        articles: Vec<ArticleId>,
+        authors: Vec<UserId>,
+    ) -> StoreResult<ViewerFlags> {
+        self.pool
+            .read(move |conn| queries::viewer_flags(conn, viewer, &articles, &authors))
             .await
     }
 

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params};
 
 use crate::{
     ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, MediaRecord,
-    NewArticle, NewUser, Profile, StoreError, StoreResult, UserChanges, UserRecord,
+    NewArticle, NewUser, Profile, StoreError, StoreResult, UserChanges, UserRecord, ViewerFlags,
 };
 
 /// Separates tags in one aggregated column; tags cannot contain control characters.
@@ -323,12 +323,8 @@ fn article_page(
     })
 }
 
-pub fn list_articles(
-    conn: &Connection,
-    filter: &ArticleFilter,
-    page: Page,
-    viewer: Option<UserId>,
-) -> StoreResult<ArticleList> {
+/// The `WHERE` clause and parameters of a filtered list.
+fn filter_clause(filter: &ArticleFilter) -> (String, Vec<(&'static str, &dyn ToSql)>) {
     let mut clauses = vec!["1 = 1"];
     let mut params: Vec<(&str, &dyn ToSql)> = Vec::new();
     if let Some(tag) = &filter.tag {
@@ -346,7 +342,112 @@ pub fn list_articles(
         );
         params.push((":fan", fan));
     }
-    article_page(conn, &clauses.join(" AND "), &params, page, viewer)
+    (clauses.join(" AND "), params)
+}
+
+pub fn list_articles(
+    conn: &Connection,
+    filter: &ArticleFilter,
+    page: Page,
+    viewer: Option<UserId>,
+) -> StoreResult<ArticleList> {
+    let (clause, params) = filter_clause(filter);
+    article_page(conn, &clause, &params, page, viewer)
+}
+
+/// One page of ids matching `filter`, newest first, and the number of all matches.
+pub fn article_ids(
+    conn: &Connection,
+    filter: &ArticleFilter,
+    page: Page,
+) -> StoreResult<(Vec<ArticleId>, u64)> {
+    let (clause, params) = filter_clause(filter);
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM articles a WHERE {clause}"))?
+        .query_row(params.as_slice(), |row| row.get(0))?;
+    if total == 0 || page.offset >= total as u64 {
+        return Ok((Vec::new(), total.max(0) as u64));
+    }
+    let limit = i64::from(page.limit);
+    let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
+    let mut all = params;
+    all.extend([
+        (":limit", &limit as &dyn ToSql),
+        (":offset", &offset as &dyn ToSql),
+    ]);
+    let ids = conn
+        .prepare_cached(&format!(
+            "SELECT a.id FROM articles a WHERE {clause} ORDER BY a.id DESC LIMIT :limit OFFSET :offset"
+        ))?
+        .query_map(all.as_slice(), |row| row.get(0).map(ArticleId))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((ids, total as u64))
+}
+
+/// Whole articles (bodies included) by id, as nobody in particular sees them.
+pub fn articles_by_ids(conn: &Connection, ids: &[ArticleId]) -> StoreResult<Vec<ArticleRecord>> {
+    let ids_json = format!(
+        "[{}]",
+        ids.iter()
+            .map(|id| id.0.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let sql = format!(
+        "SELECT {} FROM articles a JOIN users u ON u.id = a.author_id
+         WHERE a.id IN (SELECT value FROM json_each(:ids))",
+        article_columns(true)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map(
+            named_params! { ":viewer": None::<i64>, ":ids": ids_json },
+            article_from_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn slug_to_id(conn: &Connection, slug: &str) -> StoreResult<Option<ArticleId>> {
+    Ok(article_id_by_slug(conn, slug)?.map(ArticleId))
+}
+
+/// Which of `articles` the viewer favorited and which of `authors` they follow.
+pub fn viewer_flags(
+    conn: &Connection,
+    viewer: UserId,
+    articles: &[ArticleId],
+    authors: &[UserId],
+) -> StoreResult<ViewerFlags> {
+    let json = |ids: &mut dyn Iterator<Item = i64>| {
+        format!(
+            "[{}]",
+            ids.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
+        )
+    };
+    let favorited = conn
+        .prepare_cached(
+            "SELECT article_id FROM favorites
+             WHERE user_id = ?1 AND article_id IN (SELECT value FROM json_each(?2))",
+        )?
+        .query_map(
+            rusqlite::params![viewer.0, json(&mut articles.iter().map(|a| a.0))],
+            |row| row.get(0).map(ArticleId),
+        )?
+        .collect::<Result<_, _>>()?;
+    let following = conn
+        .prepare_cached(
+            "SELECT followee_id FROM follows
+             WHERE follower_id = ?1 AND followee_id IN (SELECT value FROM json_each(?2))",
+        )?
+        .query_map(
+            rusqlite::params![viewer.0, json(&mut authors.iter().map(|a| a.0))],
+            |row| row.get(0).map(UserId),
+        )?
+        .collect::<Result<_, _>>()?;
+    Ok(ViewerFlags {
+        favorited,
+        following,
+    })
 }
 
 pub fn feed(conn: &Connection, viewer: UserId, page: Page) -> StoreResult<ArticleList> {

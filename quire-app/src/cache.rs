@@ -1,0 +1,220 @@
+//! The read cache of viewer-independent data, and where writes invalidate it.
+//!
+//! Cached: articles by id (with body and author, `favorited`/`following` false), slug → id,
+//! list pages as ids (except `favorited=` lists, which change with every favorite), the tag
+//! list, profiles by username. Per-viewer flags are overlaid per request from one store
+//! query, so caching never mixes viewers. Each write invalidates what it changed before it
+//! answers, so a client never reads its own write stale (see quire-cache for why racing
+//! readers cannot re-insert old values).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quire_cache::ExactCache;
+use quire_domain::{ArticleId, Page, Tag};
+use quire_store::{ArticleFilter, ArticleRecord, Profile, StoreError};
+
+use crate::{App, AppError, AppResult, Viewer};
+
+/// Sizing of the read cache.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    /// Bytes of article text kept (titles, descriptions, bodies).
+    pub article_bytes: u64,
+    /// Entries in each of the smaller caches (slugs, lists, profiles).
+    pub entries: u64,
+    /// Longest any entry lives (a safety net; invalidation is what keeps it exact).
+    pub ttl: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            article_bytes: 128 * 1024 * 1024,
+            entries: 100_000,
+            ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+type Loaded<T> = Result<T, Arc<StoreError>>;
+
+/// One page of article ids and the count of all matches.
+pub(crate) type IdPage = Arc<(Vec<ArticleId>, u64)>;
+
+pub(crate) struct ReadCache {
+    pub articles: ExactCache<ArticleId, Arc<ArticleRecord>>,
+    pub slugs: ExactCache<String, Option<ArticleId>>,
+    pub lists: ExactCache<(ArticleFilter, Page), IdPage>,
+    pub tags: ExactCache<(), Arc<Vec<Tag>>>,
+    pub profiles: ExactCache<String, Option<Arc<Profile>>>,
+}
+
+impl ReadCache {
+    pub fn new(settings: CacheSettings) -> Self {
+        let weigh_article = |a: &Arc<ArticleRecord>| {
+            let text = a.title.len() + a.description.len() + a.body.as_ref().map_or(0, String::len);
+            u32::try_from(text + 256).unwrap_or(u32::MAX)
+        };
+        let (entries, ttl) = (settings.entries, settings.ttl);
+        Self {
+            articles: ExactCache::new("articles", settings.article_bytes, ttl, weigh_article),
+            slugs: ExactCache::new("slugs", entries, ttl, |_| 1),
+            lists: ExactCache::new("lists", entries, ttl, |_| 1),
+            tags: ExactCache::new("tags", 1, ttl, |_| 1),
+            profiles: ExactCache::new("profiles", entries, ttl, |_| 1),
+        }
+    }
+}
+
+fn from_shared(error: Arc<StoreError>) -> AppError {
+    match &*error {
+        StoreError::Conflict(fields) => StoreError::Conflict(fields.clone()).into(),
+        StoreError::Overloaded => AppError::Overloaded,
+        StoreError::Closed => AppError::Overloaded,
+        other => AppError::Internal(other.to_string()),
+    }
+}
+
+impl App {
+    /// The article id a slug names, cached (absent slugs too).
+    pub(crate) async fn cached_article_id(
+        &self,
+        slug: &quire_domain::Slug,
+    ) -> AppResult<Option<ArticleId>> {
+        self.cache
+            .slugs
+            .get_or_load(&slug.as_str().to_owned(), || async {
+                self.store.article_id(slug).await.map_err(Arc::new) as Loaded<_>
+            })
+            .await
+            .map_err(from_shared)
+    }
+
+    /// Articles by id in the given order, from the cache, loading the misses in one query.
+    pub(crate) async fn cached_articles(
+        &self,
+        ids: &[ArticleId],
+    ) -> AppResult<Vec<Arc<ArticleRecord>>> {
+        let mut found: Vec<Option<Arc<ArticleRecord>>> = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            let hit = self.cache.articles.get(id).await;
+            if hit.is_none() {
+                missing.push(*id);
+            }
+            found.push(hit);
+        }
+        if !missing.is_empty() {
+            let started = self.cache.articles.epoch();
+            let loaded = self.store.articles_by_ids(missing).await?;
+            for article in loaded {
+                let article = Arc::new(article);
+                if let Some(slot) = ids.iter().position(|id| *id == article.id) {
+                    found[slot] = Some(article.clone());
+                }
+                self.cache
+                    .articles
+                    .insert(article.id, article, started)
+                    .await;
+            }
+        }
+        // An id whose article vanished meanwhile is skipped.
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// One page of article ids for `filter`, cached unless it depends on favorites.
+    pub(crate) async fn cached_article_ids(
+        &self,
+        filter: ArticleFilter,
+        page: Page,
+    ) -> AppResult<IdPage> {
+        let load = || async {
+            self.store
+                .article_ids(filter.clone(), page)
+                .await
+                .map(Arc::new)
+                .map_err(Arc::new) as Loaded<_>
+        };
+        if filter.favorited_by.is_some() {
+            return load().await.map_err(from_shared);
+        }
+        self.cache
+            .lists
+            .get_or_load(&(filter.clone(), page), load)
+            .await
+            .map_err(from_shared)
+    }
+
+    pub(crate) async fn cached_tags(&self) -> AppResult<Arc<Vec<Tag>>> {
+        self.cache
+            .tags
+            .get_or_load(&(), || async {
+                self.store.tags().await.map(Arc::new).map_err(Arc::new) as Loaded<_>
+            })
+            .await
+            .map_err(from_shared)
+    }
+
+    /// A profile as nobody in particular sees it, cached (absent names too).
+    pub(crate) async fn cached_profile(
+        &self,
+        username: &quire_domain::Username,
+    ) -> AppResult<Option<Arc<Profile>>> {
+        self.cache
+            .profiles
+            .get_or_load(&username.as_str().to_lowercase(), || async {
+                self.store
+                    .profile(username, None)
+                    .await
+                    .map(|p| p.map(Arc::new))
+                    .map_err(Arc::new) as Loaded<_>
+            })
+            .await
+            .map_err(from_shared)
+    }
+
+    /// Sets `favorited` and `author.following` for the viewer (one query), or leaves them false.
+    pub(crate) async fn overlay_viewer(
+        &self,
+        viewer: Option<&Viewer>,
+        articles: &mut [ArticleRecord],
+    ) -> AppResult<()> {
+        let Some(viewer) = viewer else {
+            return Ok(());
+        };
+        if articles.is_empty() {
+            return Ok(());
+        }
+        let ids = articles.iter().map(|a| a.id).collect();
+        let authors = articles.iter().map(|a| a.author.id).collect();
+        let flags = self.store.viewer_flags(viewer.id(), ids, authors).await?;
+        for article in articles {
+            article.favorited = flags.favorited.contains(&article.id);
+            article.author.following = flags.following.contains(&article.author.id);
+        }
+        Ok(())
+    }
+
+    // Invalidation, called by writes after they commit and before they answer.
+
+    pub(crate) async fn forget_article(&self, article: &ArticleRecord) {
+        self.cache.articles.invalidate(&article.id).await;
+        self.cache.slugs.invalidate(&article.slug).await;
+    }
+
+    pub(crate) fn forget_lists_and_tags(&self) {
+        self.cache.lists.invalidate_all();
+        self.cache.tags.invalidate_all();
+    }
+
+    pub(crate) async fn forget_user(&self, id: quire_domain::UserId, usernames: &[&str]) {
+        for name in usernames {
+            self.cache.profiles.invalidate(&name.to_lowercase()).await;
+        }
+        // Articles embed their author's profile.
+        self.cache
+            .articles
+            .invalidate_where(move |a| a.author.id == id);
+    }
+}
