@@ -27,6 +27,7 @@ pub use input::{
 pub use live::{LiveFilter, LiveTopics, MAX_SUBSCRIPTIONS};
 pub use media::{ALLOWED_MEDIA_TYPES, MediaDownload, MediaUpload};
 pub use passwords::{PasswordHasher, PasswordHashing};
+pub use profiles::Dashboard;
 pub use quire_events::{Event, EventBus, InProcessBus, Next, Subscription};
 pub use quire_store::{
     ArticleList, ArticleRecord, CommentRecord, MediaRecord, Profile, Store, StoreError, UserRecord,

@@ -1,16 +1,71 @@
 //! Profiles, following and unfollowing.
 
 use quire_domain::{FieldError, Username};
-use quire_store::Profile;
+use quire_store::{ArticleRecord, Count, Profile};
 
-use crate::{App, AppError, AppResult, Viewer};
+use crate::{App, AppError, AppResult, ArticleQuery, Viewer};
 
 /// A username from a URL; one that cannot exist is simply not found.
 fn username_in_path(raw: &str) -> AppResult<Username> {
     Username::parse(raw).map_err(|_| AppError::NotFound("profile"))
 }
 
+/// A profile with its numbers and latest articles (`GET /profiles/{username}/dashboard`).
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub profile: Profile,
+    pub articles: u64,
+    pub favorites_received: u64,
+    pub followers: u64,
+    pub following: u64,
+    /// The five newest, without bodies.
+    pub latest: Vec<ArticleRecord>,
+}
+
+/// Counts dashboards abandoned mid-way (the future dropped before it finished).
+struct Gathering {
+    done: bool,
+}
+
+impl Drop for Gathering {
+    fn drop(&mut self) {
+        if !self.done && !std::thread::panicking() {
+            metrics::counter!("dashboard_abandoned_total").increment(1);
+        }
+    }
+}
+
 impl App {
+    /// Gathers a dashboard with its parts queried concurrently. Dropping the future (the client
+    /// went away) abandons the parts not yet run: queued store reads are skipped.
+    pub async fn dashboard(&self, username: &str, viewer: Option<&Viewer>) -> AppResult<Dashboard> {
+        let mut gathering = Gathering { done: false };
+        let profile = self.profile(username, viewer).await?;
+        let id = profile.id;
+        let count = |what| async move { Ok::<_, AppError>(self.store.count(what).await?) };
+        let latest = ArticleQuery {
+            author: Some(profile.username.clone()),
+            limit: Some("5".to_owned()),
+            ..ArticleQuery::default()
+        };
+        let (articles, favorites_received, followers, following, latest) = tokio::try_join!(
+            count(Count::ArticlesBy(id)),
+            count(Count::FavoritesReceived(id)),
+            count(Count::Followers(id)),
+            count(Count::Following(id)),
+            self.list_articles(latest, viewer),
+        )?;
+        gathering.done = true;
+        Ok(Dashboard {
+            profile,
+            articles,
+            favorites_received,
+            followers,
+            following,
+            latest: latest.articles,
+        })
+    }
+
     pub async fn profile(&self, username: &str, viewer: Option<&Viewer>) -> AppResult<Profile> {
         let username = username_in_path(username)?;
         let profile = self

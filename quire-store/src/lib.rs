@@ -16,7 +16,7 @@ use quire_domain::{ArticleId, CommentBody, CommentId, Email, Page, Slug, Tag, Us
 
 pub use error::StoreError;
 pub use records::{
-    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, MediaRecord,
+    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
     NewArticle, NewUser, Profile, UserChanges, UserRecord, ViewerFlags,
 };
 
@@ -52,6 +52,9 @@ pub trait Store: Send + Sync + 'static {
     async fn follow(&self, follower: UserId, username: &Username) -> StoreResult<Option<Profile>>;
     async fn unfollow(&self, follower: UserId, username: &Username)
     -> StoreResult<Option<Profile>>;
+
+    /// One of the dashboard's numbers.
+    async fn count(&self, what: Count) -> StoreResult<u64>;
 
     /// Ids of the users `follower` follows.
     async fn following_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>>;

@@ -134,3 +134,16 @@ pub struct ViewerFlags {
     pub favorited: std::collections::HashSet<ArticleId>,
     pub following: std::collections::HashSet<UserId>,
 }
+
+/// A number the profile dashboard shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Count {
+    /// Articles the user wrote.
+    ArticlesBy(UserId),
+    /// Favorites on all of the user's articles.
+    FavoritesReceived(UserId),
+    /// Users following the user.
+    Followers(UserId),
+    /// Users the user follows.
+    Following(UserId),
+}

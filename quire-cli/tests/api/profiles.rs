@@ -86,3 +86,148 @@ async fn profile_errors() {
     let (status, body) = app.get("/api/profiles/jake", Some("bad-token")).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "token");
 }
+
+#[tokio::test]
+async fn dashboard_shows_profile_numbers_and_latest_articles() {
+    let app = TestApp::start().await;
+    let jake = app.register("jake").await;
+    let anna = app.register("anna").await;
+    let bob = app.register("bob").await;
+    for i in 0..7 {
+        app.create_article(&jake, &format!("post {i}"), &[]).await;
+    }
+    app.post("/api/articles/post-1/favorite", Some(&anna), json!({}))
+        .await;
+    app.post("/api/articles/post-2/favorite", Some(&anna), json!({}))
+        .await;
+    app.post("/api/articles/post-2/favorite", Some(&bob), json!({}))
+        .await;
+    app.post("/api/profiles/jake/follow", Some(&anna), json!({}))
+        .await;
+    app.post("/api/profiles/jake/follow", Some(&bob), json!({}))
+        .await;
+    app.post("/api/profiles/anna/follow", Some(&jake), json!({}))
+        .await;
+
+    let (status, body) = app.get("/api/profiles/jake/dashboard", Some(&anna)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let dashboard = &body["dashboard"];
+    assert_eq!(dashboard["profile"]["username"], "jake");
+    assert_eq!(dashboard["profile"]["following"], true);
+    assert_eq!(
+        dashboard["stats"],
+        json!({"articles": 7, "favoritesReceived": 3, "followers": 2, "following": 1})
+    );
+    let latest: Vec<&str> = dashboard["latestArticles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(latest, ["post-6", "post-5", "post-4", "post-3", "post-2"]);
+    assert_eq!(dashboard["latestArticles"][4]["favorited"], true);
+    assert!(dashboard["latestArticles"][0].get("body").is_none());
+
+    let (status, body) = app.get("/api/profiles/nobody/dashboard", None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "profile");
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_dashboard_abandoned_by_its_client_stops_its_remaining_work() {
+    use tokio::io::AsyncWriteExt;
+    // One reader thread, kept busy, so the dashboard's queries wait in the queue.
+    let app = TestApp::start_with(|s| s.sqlite_readers = 1).await;
+    let jake = app.register("jake").await;
+    for i in 0..30 {
+        app.create_article(&jake, &format!("post {i}"), &["t"])
+            .await;
+    }
+    app.post(
+        "/api/profiles/jake/follow",
+        Some(&app.register("anna").await),
+        json!({}),
+    )
+    .await;
+    app.get("/api/profiles/jake", None).await;
+    let before = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let flood: Vec<_> = (0..300)
+        .map(|_| {
+            let (client, url, token) = (
+                app.client.clone(),
+                app.url("/api/articles/feed"),
+                jake.clone(),
+            );
+            tokio::spawn(async move {
+                let _ = client
+                    .get(url)
+                    .header("Authorization", format!("Token {token}"))
+                    .send()
+                    .await;
+            })
+        })
+        .collect();
+    // Wait until the flood is queued in the server.
+    for _ in 0..200 {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metric(&text, "http_requests_in_flight") >= 100.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut raw = tokio::net::TcpStream::connect(&address).await.unwrap();
+    raw.write_all(b"GET /api/profiles/jake/dashboard HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    drop(raw);
+    for request in flood {
+        request.await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let after = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let abandoned =
+        metric(&after, "dashboard_abandoned_total") - metric(&before, "dashboard_abandoned_total");
+    assert!(
+        abandoned >= 1.0,
+        "the dashboard was not abandoned:\n{after}"
+    );
+    // Its queued store reads are then skipped (shown in quire-store's pool tests).
+    // And a complete dashboard still works afterwards.
+    assert_eq!(
+        app.get("/api/profiles/jake/dashboard", None).await.0,
+        StatusCode::OK
+    );
+}

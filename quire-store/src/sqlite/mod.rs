@@ -15,7 +15,7 @@ use pool::Pool;
 pub use pool::SqliteOptions;
 
 use crate::{
-    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, MediaRecord,
+    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
     NewArticle, NewUser, Profile, Store, StoreResult, UserChanges, UserRecord, ViewerFlags,
 };
 
@@ -99,6 +99,10 @@ impl Store for SqliteStore {
         self.pool
             .write(move |conn| queries::set_following(conn, follower, &username, false))
             .await
+    }
+
+    async fn count(&self, what: Count) -> StoreResult<u64> {
+        self.pool.read(move |conn| queries::count(conn, what)).await
     }
 
     async fn following_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>> {

@@ -92,7 +92,8 @@ impl Pool {
         Ok(Self { readers, writer })
     }
 
-    /// Runs a query on a reader thread.
+    /// Runs a query on a reader thread. If the caller stops waiting before a reader picks the
+    /// query up, it is not run at all.
     pub async fn read<T, F>(&self, query: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -101,6 +102,11 @@ impl Pool {
         let (tx, rx) = oneshot::channel();
         let queued = Instant::now();
         let job: ReadJob = Box::new(move |conn| {
+            if tx.is_closed() {
+                // The caller stopped waiting (its client went away): skip the work.
+                metrics::counter!("store_reads_cancelled_total").increment(1);
+                return;
+            }
             let started = Instant::now();
             metrics::histogram!("store_queue_wait_seconds", "queue" => "read")
                 .record((started - queued).as_secs_f64());
@@ -243,5 +249,60 @@ fn commit_batch(conn: &Connection, batch: Vec<WriteJob>) {
     }
     for finish in finishes {
         finish(outcome.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[tokio::test]
+    async fn abandoned_reads_are_skipped_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Arc::new(
+            Pool::start(
+                &dir.path().join("t.db"),
+                SqliteOptions {
+                    readers: 1,
+                    queue_depth: 8,
+                },
+            )
+            .unwrap(),
+        );
+        // Occupy the only reader until released.
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.read(move |_| {
+                    gate.recv().ok();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // Queue a read, then abandon it (as a dropped request future does).
+        let ran = Arc::new(AtomicBool::new(false));
+        let queued = {
+            let (pool, ran) = (pool.clone(), ran.clone());
+            tokio::spawn(async move {
+                pool.read(move |_| {
+                    ran.store(true, Ordering::SeqCst);
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        queued.abort();
+        let _ = queued.await;
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        // A later read runs after the abandoned one would have.
+        pool.read(|_| Ok(())).await.unwrap();
+        assert!(!ran.load(Ordering::SeqCst), "the abandoned read still ran");
     }
 }

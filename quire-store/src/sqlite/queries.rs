@@ -6,7 +6,7 @@ use quire_domain::{ArticleId, CommentId, Page, Slug, Tag, Timestamp, UserId};
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params};
 
 use crate::{
-    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, MediaRecord,
+    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
     NewArticle, NewUser, Profile, StoreError, StoreResult, UserChanges, UserRecord, ViewerFlags,
 };
 
@@ -202,6 +202,22 @@ pub fn set_following(
             .execute([follower.0, followee.0])?;
     }
     profile(conn, username, Some(follower))
+}
+
+pub fn count(conn: &Connection, what: Count) -> StoreResult<u64> {
+    let (sql, user) = match what {
+        Count::ArticlesBy(u) => ("SELECT count(*) FROM articles WHERE author_id = ?1", u),
+        Count::FavoritesReceived(u) => (
+            "SELECT coalesce(sum(favorites_count), 0) FROM articles WHERE author_id = ?1",
+            u,
+        ),
+        Count::Followers(u) => ("SELECT count(*) FROM follows WHERE followee_id = ?1", u),
+        Count::Following(u) => ("SELECT count(*) FROM follows WHERE follower_id = ?1", u),
+    };
+    let n: i64 = conn
+        .prepare_cached(sql)?
+        .query_row([user.0], |row| row.get(0))?;
+    Ok(n.max(0) as u64)
 }
 
 pub fn following_ids(conn: &Connection, follower: UserId) -> StoreResult<Vec<UserId>> {
