@@ -26,16 +26,20 @@ pub fn run(listen: SocketAddr) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(listen))
+    runtime.block_on(bind_and_serve(listen))
 }
 
-async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
+async fn bind_and_serve(listen: SocketAddr) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen).await?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", listener.local_addr()?)?;
     stdout.flush()?;
     drop(stdout);
+    serve(listener).await
+}
 
+/// Answers every connection on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener) -> anyhow::Result<()> {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,

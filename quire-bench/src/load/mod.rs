@@ -269,6 +269,51 @@ fn parse_header(header: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
 mod tests {
     use super::*;
 
+    /// Loads the hello peer, in this process, for a fraction of a second.
+    async fn load_hello(connections: usize, rate: Option<f64>, source_ips: Vec<IpAddr>) -> Summary {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(crate::hello::serve(listener));
+        let args = LoadArgs {
+            url: format!("http://{addr}/anything"),
+            connections,
+            duration: Duration::from_millis(500),
+            warmup: Duration::from_millis(100),
+            rate,
+            method: "GET".to_owned(),
+            headers: vec!["X-Bench: 1".to_owned()],
+            body_file: None,
+            server_pid: Some(std::process::id()),
+            timeout: Duration::from_secs(2),
+            source_ips,
+            json: true,
+        };
+        let schedule = rate.map(|r| Schedule::new(r, connections).unwrap());
+        let summary = drive(&args, target(&args).unwrap(), schedule)
+            .await
+            .unwrap();
+        server.abort();
+        summary
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closed_loop_against_the_hello_peer() {
+        let ips = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+        let summary = load_hello(8, None, ips).await;
+        assert_eq!(summary.errors.total(), 0, "{summary:?}");
+        assert!(summary.responses > 0);
+        assert!(summary.latency_us.p50 > 0 && summary.latency_us.max >= summary.latency_us.p99);
+        assert!(summary.server_cpu.is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_loop_sends_at_the_asked_rate() {
+        let summary = load_hello(4, Some(200.0), Vec::new()).await;
+        assert_eq!(summary.errors.total(), 0, "{summary:?}");
+        // 200 req/s over a 0.5 s window: 100 slots, give or take the edges.
+        assert!((90..=110).contains(&summary.responses), "{summary:?}");
+    }
+
     #[test]
     fn url_becomes_address_host_and_origin_form() {
         let (addr, host, uri) = parse_url("http://127.0.0.1:18080/api/articles?limit=20").unwrap();
