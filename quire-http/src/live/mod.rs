@@ -60,6 +60,18 @@ pub fn router() -> Router<AppState> {
         .route("/live/sse", get(sse::live_sse))
 }
 
+/// quire's WebSocket settings: a small read buffer (clients send little; most connections are
+/// idle, and tungstenite's default 128 KiB buffer would dominate their memory), no write
+/// buffering (each frame goes straight to the socket), and a message size limit. The Autobahn
+/// echo peer (`examples/ws_echo.rs`) uses the same settings.
+pub fn configure_upgrade(upgrade: WebSocketUpgrade, max_message_bytes: usize) -> WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_message_size(max_message_bytes)
+        .max_frame_size(max_message_bytes)
+}
+
 /// Topics and token from the query string; repeated keys add topics.
 pub(crate) fn parse_query(query: Option<&str>) -> Result<(LiveTopics, Option<String>), ApiError> {
     let mut topics = LiveTopics::default();
@@ -153,17 +165,14 @@ async fn live_websocket(
         draining: state.draining.watch(),
     };
     let tracker = state.sessions.clone();
-    Ok(upgrade
-        .read_buffer_size(1024)
-        .write_buffer_size(0)
-        .max_message_size(config.max_message_bytes)
-        .max_frame_size(config.max_message_bytes)
-        .on_upgrade(move |socket| {
+    Ok(
+        configure_upgrade(upgrade, config.max_message_bytes).on_upgrade(move |socket| {
             tracker.track_future(async move {
                 session::run(socket, session).await;
                 drop(guard);
             })
-        }))
+        }),
+    )
 }
 
 #[cfg(test)]

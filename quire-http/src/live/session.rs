@@ -44,8 +44,10 @@ struct Command {
 
 /// Why the session ends.
 enum End {
-    /// The client closed, vanished or broke the protocol: nothing more to send.
+    /// The client vanished or broke the protocol: nothing more to send.
     Gone,
+    /// The client sent a close frame: the protocol layer answers it; finish the handshake.
+    ClientClosed,
     /// Send a close frame with this code and reason.
     Close(u16, &'static str),
 }
@@ -83,7 +85,8 @@ where
                     }
                 }
                 Some(Ok(Message::Binary(_))) => break End::Close(CLOSE_UNSUPPORTED, "text messages only"),
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break End::Gone,
+                Some(Ok(Message::Close(_))) => break End::ClientClosed,
+                Some(Err(_)) | None => break End::Gone,
                 // Pings are answered by the protocol layer; any frame shows the peer is alive.
                 Some(Ok(_)) => unanswered_pings = 0,
             },
@@ -122,9 +125,20 @@ where
             _ = session.draining.changed() => break End::Close(CLOSE_GOING_AWAY, "server shutting down"),
         }
     };
-    if let End::Close(code, reason) = end {
-        // A slow client may need a while to read up to the close frame.
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close(code, reason))).await;
+    match end {
+        End::Close(code, reason) => {
+            // A slow client may need a while to read up to the close frame.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close(code, reason))).await;
+        }
+        End::ClientClosed => {
+            // Reading on flushes the automatic close reply and sees the stream end.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                while let Some(Ok(_)) = socket.next().await {}
+            })
+            .await;
+            return;
+        }
+        End::Gone => {}
     }
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close()).await;
 }
