@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quire_cache::ExactCache;
-use quire_domain::{ArticleId, Page, Tag};
-use quire_store::{ArticleFilter, ArticleRecord, Profile, StoreError};
+use quire_domain::{ArticleId, Page, Tag, UserId};
+use quire_store::{ArticleFilter, ArticleRecord, Profile, StoreError, UserRecord};
 
 use crate::{App, AppError, AppResult, Viewer};
 
@@ -48,6 +48,8 @@ pub(crate) struct ReadCache {
     pub lists: ExactCache<(ArticleFilter, Page), IdPage>,
     pub tags: ExactCache<(), Arc<Vec<Tag>>>,
     pub profiles: ExactCache<String, Option<Arc<Profile>>>,
+    /// Users by id, for authenticating every signed-in request without a store round trip.
+    pub users: ExactCache<UserId, Option<Arc<UserRecord>>>,
 }
 
 impl ReadCache {
@@ -63,6 +65,7 @@ impl ReadCache {
             lists: ExactCache::new("lists", entries, ttl, |_| 1),
             tags: ExactCache::new("tags", 1, ttl, |_| 1),
             profiles: ExactCache::new("profiles", entries, ttl, |_| 1),
+            users: ExactCache::new("users", entries, ttl, |_| 1),
         }
     }
 }
@@ -146,6 +149,20 @@ impl App {
             .map_err(from_shared)
     }
 
+    pub(crate) async fn cached_user(&self, id: UserId) -> AppResult<Option<Arc<UserRecord>>> {
+        self.cache
+            .users
+            .get_or_load(&id, || async {
+                self.store
+                    .user_by_id(id)
+                    .await
+                    .map(|u| u.map(Arc::new))
+                    .map_err(Arc::new) as Loaded<_>
+            })
+            .await
+            .map_err(from_shared)
+    }
+
     pub(crate) async fn cached_tags(&self) -> AppResult<Arc<Vec<Tag>>> {
         self.cache
             .tags
@@ -208,7 +225,8 @@ impl App {
         self.cache.tags.invalidate_all();
     }
 
-    pub(crate) async fn forget_user(&self, id: quire_domain::UserId, usernames: &[&str]) {
+    pub(crate) async fn forget_user(&self, id: UserId, usernames: &[&str]) {
+        self.cache.users.invalidate(&id).await;
         for name in usernames {
             self.cache.profiles.invalidate(&name.to_lowercase()).await;
         }

@@ -1,7 +1,7 @@
 //! Registration, login, the current user and its settings.
 
 use quire_domain::{Bio, Email, FieldError, FieldErrors, ImageUrl, Password, Username};
-use quire_store::{NewUser, UserChanges};
+use quire_store::{NewUser, UserChanges, UserRecord};
 
 use crate::{
     App, AppError, AppResult, AuthFailure, LoginInput, NewUserInput, SignedInUser, UpdateUserInput,
@@ -95,12 +95,11 @@ impl App {
     pub async fn authenticate(&self, token: &str) -> AppResult<Viewer> {
         let id = self.tokens.verify(token).map_err(AppError::Unauthorized)?;
         let user = self
-            .store
-            .user_by_id(id)
+            .cached_user(id)
             .await?
             .ok_or(AppError::Unauthorized(AuthFailure::Invalid))?;
         Ok(Viewer {
-            user,
+            user: UserRecord::clone(&user),
             token: token.to_owned(),
         })
     }

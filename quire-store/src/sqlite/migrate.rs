@@ -12,6 +12,7 @@ use crate::StoreError;
 pub const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
     (2, include_str!("../../migrations/sqlite/0002_media.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_counts.sql")),
 ];
 
 /// Brings the database to the newest schema. Refuses a database newer than this binary.
@@ -57,7 +58,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 7);
+        assert_eq!(tables, 9);
     }
 
     #[test]

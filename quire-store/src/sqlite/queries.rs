@@ -371,17 +371,63 @@ pub fn list_articles(
     article_page(conn, &clause, &params, page, viewer)
 }
 
+/// Count and page queries for one filter. Single filters get index-only forms (the count of
+/// all articles comes from the trigger-kept `article_total`); combinations use the general form.
+fn id_queries(filter: &ArticleFilter) -> (String, String, Vec<(&'static str, &dyn ToSql)>) {
+    let page = " LIMIT :limit OFFSET :offset";
+    match (&filter.tag, &filter.author, &filter.favorited_by) {
+        (None, None, None) => (
+            "SELECT value FROM article_total WHERE id = 1".into(),
+            format!("SELECT id FROM articles ORDER BY id DESC{page}"),
+            Vec::new(),
+        ),
+        (Some(tag), None, None) => (
+            "SELECT count(*) FROM article_tags WHERE tag = :tag".into(),
+            format!("SELECT article_id FROM article_tags WHERE tag = :tag ORDER BY article_id DESC{page}"),
+            vec![(":tag", tag as &dyn ToSql)],
+        ),
+        (None, Some(author), None) => (
+            "SELECT count(*) FROM articles
+             WHERE author_id = (SELECT id FROM users WHERE username = :author)"
+                .into(),
+            format!(
+                "SELECT id FROM articles WHERE author_id = (SELECT id FROM users WHERE username = :author)
+                 ORDER BY id DESC{page}"
+            ),
+            vec![(":author", author as &dyn ToSql)],
+        ),
+        (None, None, Some(fan)) => (
+            "SELECT count(*) FROM favorites
+             WHERE user_id = (SELECT id FROM users WHERE username = :fan)"
+                .into(),
+            format!(
+                "SELECT article_id FROM favorites WHERE user_id = (SELECT id FROM users WHERE username = :fan)
+                 ORDER BY article_id DESC{page}"
+            ),
+            vec![(":fan", fan as &dyn ToSql)],
+        ),
+        _ => {
+            let (clause, params) = filter_clause(filter);
+            (
+                format!("SELECT count(*) FROM articles a WHERE {clause}"),
+                format!("SELECT a.id FROM articles a WHERE {clause} ORDER BY a.id DESC{page}"),
+                params,
+            )
+        }
+    }
+}
+
 /// One page of ids matching `filter`, newest first, and the number of all matches.
 pub fn article_ids(
     conn: &Connection,
     filter: &ArticleFilter,
     page: Page,
 ) -> StoreResult<(Vec<ArticleId>, u64)> {
-    let (clause, params) = filter_clause(filter);
+    let (count_sql, page_sql, params) = id_queries(filter);
     let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM articles a WHERE {clause}"))?
+        .prepare_cached(&count_sql)?
         .query_row(params.as_slice(), |row| row.get(0))?;
-    if total == 0 || page.offset >= total as u64 {
+    if total <= 0 || page.offset >= total as u64 {
         return Ok((Vec::new(), total.max(0) as u64));
     }
     let limit = i64::from(page.limit);
@@ -392,9 +438,7 @@ pub fn article_ids(
         (":offset", &offset as &dyn ToSql),
     ]);
     let ids = conn
-        .prepare_cached(&format!(
-            "SELECT a.id FROM articles a WHERE {clause} ORDER BY a.id DESC LIMIT :limit OFFSET :offset"
-        ))?
+        .prepare_cached(&page_sql)?
         .query_map(all.as_slice(), |row| row.get(0).map(ArticleId))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok((ids, total as u64))
@@ -466,15 +510,50 @@ pub fn viewer_flags(
     })
 }
 
-pub fn feed(conn: &Connection, viewer: UserId, page: Page) -> StoreResult<ArticleList> {
-    let follower = viewer.0;
-    article_page(
-        conn,
-        "a.author_id IN (SELECT followee_id FROM follows WHERE follower_id = :follower)",
-        &[(":follower", &follower)],
-        page,
-        Some(viewer),
+/// The feed's count and page queries: from the follower's follows into each followed
+/// author's range of `articles_by_author`, never scanning all articles.
+fn feed_queries() -> (&'static str, String) {
+    (
+        "SELECT count(*) FROM follows f JOIN articles a ON a.author_id = f.followee_id
+         WHERE f.follower_id = :follower",
+        format!(
+            "SELECT {} FROM follows f
+             JOIN articles a ON a.author_id = f.followee_id
+             JOIN users u ON u.id = a.author_id
+             WHERE f.follower_id = :follower
+             ORDER BY a.id DESC LIMIT :limit OFFSET :offset",
+            article_columns(false)
+        ),
     )
+}
+
+pub fn feed(conn: &Connection, viewer: UserId, page: Page) -> StoreResult<ArticleList> {
+    let (count_sql, page_sql) = feed_queries();
+    let total: i64 = conn
+        .prepare_cached(count_sql)?
+        .query_row(named_params! { ":follower": viewer.0 }, |row| row.get(0))?;
+    if total <= 0 || page.offset >= total as u64 {
+        return Ok(ArticleList {
+            articles: Vec::new(),
+            total: total.max(0) as u64,
+        });
+    }
+    let articles = conn
+        .prepare_cached(&page_sql)?
+        .query_map(
+            named_params! {
+                ":follower": viewer.0,
+                ":viewer": viewer.0,
+                ":limit": i64::from(page.limit),
+                ":offset": i64::try_from(page.offset).unwrap_or(i64::MAX),
+            },
+            article_from_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ArticleList {
+        articles,
+        total: total as u64,
+    })
 }
 
 fn slug_taken(conn: &Connection, slug: &str, except: Option<ArticleId>) -> StoreResult<bool> {
@@ -711,7 +790,7 @@ pub fn delete_comment(conn: &Connection, id: CommentId) -> StoreResult<bool> {
 
 pub fn tags(conn: &Connection) -> StoreResult<Vec<Tag>> {
     Ok(conn
-        .prepare_cached("SELECT DISTINCT tag FROM article_tags ORDER BY tag")?
+        .prepare_cached("SELECT tag FROM tag_counts ORDER BY tag")?
         .query_map([], |row| row.get(0).map(Tag::from_trusted))?
         .collect::<Result<Vec<_>, _>>()?)
 }
@@ -762,4 +841,86 @@ pub fn blob_in_use(conn: &Connection, sha256: &str) -> StoreResult<bool> {
     Ok(conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM media WHERE sha256 = ?1)")?
         .query_row([sha256], |row| row.get(0))?)
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    /// The query plan's detail lines.
+    fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+        stmt.query_map(rusqlite::params_from_iter(nulls), |row| {
+            row.get::<_, String>(3)
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    /// A full scan is `SCAN <table>` without an index. Allowed (by prefix): the unfiltered page,
+    /// which walks `articles` by rowid from the newest and stops after `LIMIT + OFFSET` rows,
+    /// and the scan of a query's own list of ids (`json_each`).
+    fn assert_no_full_scan(conn: &Connection, sql: &str, allowed: &[&str]) {
+        for line in plan(conn, sql) {
+            let full_scan = line.starts_with("SCAN ") && !line.contains("USING");
+            assert!(
+                !full_scan || allowed.iter().any(|a| line.starts_with(a)),
+                "full scan `{line}` in:\n{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn list_and_feed_queries_use_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate::migrate(&mut conn).unwrap();
+        let some = || Some("x".to_owned());
+        let filters = [
+            ArticleFilter::default(),
+            ArticleFilter {
+                tag: some(),
+                ..Default::default()
+            },
+            ArticleFilter {
+                author: some(),
+                ..Default::default()
+            },
+            ArticleFilter {
+                favorited_by: some(),
+                ..Default::default()
+            },
+            ArticleFilter {
+                tag: some(),
+                author: some(),
+                favorited_by: some(),
+            },
+            ArticleFilter {
+                tag: some(),
+                author: some(),
+                favorited_by: None,
+            },
+        ];
+        for filter in &filters {
+            let (count_sql, page_sql, _) = id_queries(filter);
+            assert_no_full_scan(&conn, &count_sql, &[]);
+            assert_no_full_scan(&conn, &page_sql, &["SCAN articles", "SCAN a"]);
+        }
+        let (count_sql, page_sql) = feed_queries();
+        assert_no_full_scan(&conn, count_sql, &[]);
+        assert_no_full_scan(&conn, &page_sql, &[]);
+        let by_ids = format!(
+            "SELECT {} FROM articles a JOIN users u ON u.id = a.author_id
+             WHERE a.id IN (SELECT value FROM json_each(:ids))",
+            article_columns(true)
+        );
+        assert_no_full_scan(&conn, &by_ids, &["SCAN json_each VIRTUAL TABLE"]);
+        // The tag list is the whole of `tag_counts` (one row per distinct tag) by design.
+        assert_no_full_scan(
+            &conn,
+            "SELECT tag FROM tag_counts ORDER BY tag",
+            &["SCAN tag_counts"],
+        );
+    }
 }
