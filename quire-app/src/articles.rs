@@ -198,6 +198,7 @@ impl App {
             .await?
             .ok_or(AppError::NotFound("article"))?;
         self.cache.articles.invalidate(&article.id).await;
+        self.forget_viewer(viewer.id()).await;
         self.publish_article(EventKind::FavoriteChanged, &article);
         Ok(article)
     }
@@ -210,6 +211,7 @@ impl App {
             .await?
             .ok_or(AppError::NotFound("article"))?;
         self.cache.articles.invalidate(&article.id).await;
+        self.forget_viewer(viewer.id()).await;
         self.publish_article(EventKind::FavoriteChanged, &article);
         Ok(article)
     }

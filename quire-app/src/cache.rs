@@ -7,6 +7,7 @@
 //! answers, so a client never reads its own write stale (see quire-cache for why racing
 //! readers cannot re-insert old values).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,7 +51,19 @@ pub(crate) struct ReadCache {
     pub profiles: ExactCache<String, Option<Arc<Profile>>>,
     /// Users by id, for authenticating every signed-in request without a store round trip.
     pub users: ExactCache<UserId, Option<Arc<UserRecord>>>,
+    /// What each signed-in user favorited and follows, for `favorited`/`following` flags.
+    pub viewers: ExactCache<UserId, Arc<ViewerState>>,
 }
+
+/// One user's favorites and follows.
+#[derive(Debug, Default)]
+pub(crate) struct ViewerState {
+    pub favorited: HashSet<ArticleId>,
+    pub following: HashSet<UserId>,
+}
+
+/// Ids of favorites and follows kept for all cached viewers together.
+const VIEWER_IDS: u64 = 4_000_000;
 
 impl ReadCache {
     pub fn new(settings: CacheSettings) -> Self {
@@ -66,6 +79,9 @@ impl ReadCache {
             tags: ExactCache::new("tags", 1, ttl, |_| 1),
             profiles: ExactCache::new("profiles", entries, ttl, |_| 1),
             users: ExactCache::new("users", entries, ttl, |_| 1),
+            viewers: ExactCache::new("viewers", VIEWER_IDS, ttl, |v: &Arc<ViewerState>| {
+                u32::try_from(v.favorited.len() + v.following.len() + 1).unwrap_or(u32::MAX)
+            }),
         }
     }
 }
@@ -191,7 +207,26 @@ impl App {
             .map_err(from_shared)
     }
 
-    /// Sets `favorited` and `author.following` for the viewer (one query), or leaves them false.
+    /// What `viewer` favorited and follows, cached until they favorite or follow again.
+    pub(crate) async fn viewer_state(&self, viewer: UserId) -> AppResult<Arc<ViewerState>> {
+        self.cache
+            .viewers
+            .get_or_load(&viewer, || async {
+                let (favorited, following) = tokio::try_join!(
+                    self.store.favorited_ids(viewer),
+                    self.store.following_ids(viewer)
+                )
+                .map_err(Arc::new)?;
+                Ok(Arc::new(ViewerState {
+                    favorited: favorited.into_iter().collect(),
+                    following: following.into_iter().collect(),
+                })) as Loaded<_>
+            })
+            .await
+            .map_err(from_shared)
+    }
+
+    /// Sets `favorited` and `author.following` for the viewer, or leaves them false.
     pub(crate) async fn overlay_viewer(
         &self,
         viewer: Option<&Viewer>,
@@ -203,14 +238,17 @@ impl App {
         if articles.is_empty() {
             return Ok(());
         }
-        let ids = articles.iter().map(|a| a.id).collect();
-        let authors = articles.iter().map(|a| a.author.id).collect();
-        let flags = self.store.viewer_flags(viewer.id(), ids, authors).await?;
+        let state = self.viewer_state(viewer.id()).await?;
         for article in articles {
-            article.favorited = flags.favorited.contains(&article.id);
-            article.author.following = flags.following.contains(&article.author.id);
+            article.favorited = state.favorited.contains(&article.id);
+            article.author.following = state.following.contains(&article.author.id);
         }
         Ok(())
+    }
+
+    /// Forgets what `user` favorited and follows (after they change either).
+    pub(crate) async fn forget_viewer(&self, user: UserId) {
+        self.cache.viewers.invalidate(&user).await;
     }
 
     // Invalidation, called by writes after they commit and before they answer.

@@ -74,11 +74,11 @@ impl App {
             .ok_or(AppError::NotFound("profile"))?;
         let mut profile = Profile::clone(&profile);
         if let Some(viewer) = viewer {
-            let flags = self
-                .store
-                .viewer_flags(viewer.id(), Vec::new(), vec![profile.id])
-                .await?;
-            profile.following = flags.following.contains(&profile.id);
+            profile.following = self
+                .viewer_state(viewer.id())
+                .await?
+                .following
+                .contains(&profile.id);
         }
         Ok(profile)
     }
@@ -91,17 +91,15 @@ impl App {
         {
             return Err(FieldError::new("username", "cannot follow yourself").into());
         }
-        self.store
-            .follow(viewer.id(), &username)
-            .await?
-            .ok_or(AppError::NotFound("profile"))
+        let followed = self.store.follow(viewer.id(), &username).await;
+        self.forget_viewer(viewer.id()).await;
+        followed?.ok_or(AppError::NotFound("profile"))
     }
 
     pub async fn unfollow(&self, viewer: &Viewer, username: &str) -> AppResult<Profile> {
         let username = username_in_path(username)?;
-        self.store
-            .unfollow(viewer.id(), &username)
-            .await?
-            .ok_or(AppError::NotFound("profile"))
+        let unfollowed = self.store.unfollow(viewer.id(), &username).await;
+        self.forget_viewer(viewer.id()).await;
+        unfollowed?.ok_or(AppError::NotFound("profile"))
     }
 }

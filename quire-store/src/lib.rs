@@ -17,7 +17,7 @@ use quire_domain::{ArticleId, CommentBody, CommentId, Email, Page, Slug, Tag, Us
 pub use error::StoreError;
 pub use records::{
     ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
-    NewArticle, NewUser, Profile, UserChanges, UserRecord, ViewerFlags,
+    NewArticle, NewUser, Profile, UserChanges, UserRecord,
 };
 
 /// Result of every store operation.
@@ -56,6 +56,9 @@ pub trait Store: Send + Sync + 'static {
     /// One of the dashboard's numbers.
     async fn count(&self, what: Count) -> StoreResult<u64>;
 
+    /// Ids of the articles `user` favorited.
+    async fn favorited_ids(&self, user: UserId) -> StoreResult<Vec<ArticleId>>;
+
     /// Ids of the users `follower` follows.
     async fn following_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>>;
 
@@ -75,13 +78,6 @@ pub trait Store: Send + Sync + 'static {
     /// Whole articles (with bodies) by id, without viewer flags; missing ids are skipped.
     async fn articles_by_ids(&self, ids: Vec<ArticleId>) -> StoreResult<Vec<ArticleRecord>>;
     async fn article_id(&self, slug: &Slug) -> StoreResult<Option<ArticleId>>;
-    /// Which of `articles` `viewer` favorited and which of `authors` they follow.
-    async fn viewer_flags(
-        &self,
-        viewer: UserId,
-        articles: Vec<ArticleId>,
-        authors: Vec<UserId>,
-    ) -> StoreResult<ViewerFlags>;
     /// Articles by authors `viewer` follows, newest first, without bodies.
     async fn feed(&self, viewer: UserId, page: Page) -> StoreResult<ArticleList>;
     async fn article(

@@ -128,13 +128,6 @@ pub struct MediaRecord {
     pub created_at: Timestamp,
 }
 
-/// What one viewer has done to a set of articles and authors.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ViewerFlags {
-    pub favorited: std::collections::HashSet<ArticleId>,
-    pub following: std::collections::HashSet<UserId>,
-}
-
 /// A number the profile dashboard shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Count {

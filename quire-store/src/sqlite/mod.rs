@@ -16,7 +16,7 @@ pub use pool::SqliteOptions;
 
 use crate::{
     ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
-    NewArticle, NewUser, Profile, Store, StoreResult, UserChanges, UserRecord, ViewerFlags,
+    NewArticle, NewUser, Profile, Store, StoreResult, UserChanges, UserRecord,
 };
 
 /// A [`Store`] in one SQLite file.
@@ -105,6 +105,12 @@ impl Store for SqliteStore {
         self.pool.read(move |conn| queries::count(conn, what)).await
     }
 
+    async fn favorited_ids(&self, user: UserId) -> StoreResult<Vec<ArticleId>> {
+        self.pool
+            .read(move |conn| queries::favorited_ids(conn, user))
+            .await
+    }
+
     async fn following_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>> {
         self.pool
             .read(move |conn| queries::following_ids(conn, follower))
@@ -142,17 +148,6 @@ impl Store for SqliteStore {
         let slug = slug.as_str().to_owned();
         self.pool
             .read(move |conn| queries::slug_to_id(conn, &slug))
-            .await
-    }
-
-    async fn viewer_flags(
-        &self,
-        viewer: UserId,
-        articles: Vec<ArticleId>,
-        authors: Vec<UserId>,
-    ) -> StoreResult<ViewerFlags> {
-        self.pool
-            .read(move |conn| queries::viewer_flags(conn, viewer, &articles, &authors))
             .await
     }
 

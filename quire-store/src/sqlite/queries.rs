@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params};
 
 use crate::{
     ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
-    NewArticle, NewUser, Profile, StoreError, StoreResult, UserChanges, UserRecord, ViewerFlags,
+    NewArticle, NewUser, Profile, StoreError, StoreResult, UserChanges, UserRecord,
 };
 
 /// Separates tags in one aggregated column; tags cannot contain control characters.
@@ -218,6 +218,13 @@ pub fn count(conn: &Connection, what: Count) -> StoreResult<u64> {
         .prepare_cached(sql)?
         .query_row([user.0], |row| row.get(0))?;
     Ok(n.max(0) as u64)
+}
+
+pub fn favorited_ids(conn: &Connection, user: UserId) -> StoreResult<Vec<ArticleId>> {
+    Ok(conn
+        .prepare_cached("SELECT article_id FROM favorites WHERE user_id = ?1")?
+        .query_map([user.0], |row| row.get(0).map(ArticleId))?
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 pub fn following_ids(conn: &Connection, follower: UserId) -> StoreResult<Vec<UserId>> {
@@ -469,45 +476,6 @@ pub fn articles_by_ids(conn: &Connection, ids: &[ArticleId]) -> StoreResult<Vec<
 
 pub fn slug_to_id(conn: &Connection, slug: &str) -> StoreResult<Option<ArticleId>> {
     Ok(article_id_by_slug(conn, slug)?.map(ArticleId))
-}
-
-/// Which of `articles` the viewer favorited and which of `authors` they follow.
-pub fn viewer_flags(
-    conn: &Connection,
-    viewer: UserId,
-    articles: &[ArticleId],
-    authors: &[UserId],
-) -> StoreResult<ViewerFlags> {
-    let json = |ids: &mut dyn Iterator<Item = i64>| {
-        format!(
-            "[{}]",
-            ids.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
-        )
-    };
-    let favorited = conn
-        .prepare_cached(
-            "SELECT article_id FROM favorites
-             WHERE user_id = ?1 AND article_id IN (SELECT value FROM json_each(?2))",
-        )?
-        .query_map(
-            rusqlite::params![viewer.0, json(&mut articles.iter().map(|a| a.0))],
-            |row| row.get(0).map(ArticleId),
-        )?
-        .collect::<Result<_, _>>()?;
-    let following = conn
-        .prepare_cached(
-            "SELECT followee_id FROM follows
-             WHERE follower_id = ?1 AND followee_id IN (SELECT value FROM json_each(?2))",
-        )?
-        .query_map(
-            rusqlite::params![viewer.0, json(&mut authors.iter().map(|a| a.0))],
-            |row| row.get(0).map(UserId),
-        )?
-        .collect::<Result<_, _>>()?;
-    Ok(ViewerFlags {
-        favorited,
-        following,
-    })
 }
 
 /// The feed's count and page queries: from the follower's follows into each followed
