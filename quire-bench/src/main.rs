@@ -10,6 +10,8 @@ mod load;
 mod report;
 mod seed;
 mod summary;
+mod ws;
+mod ws_peer;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -37,6 +39,14 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Write BENCHMARKS.md (on stdout) from the suite's JSON results.
     Report(report::ReportArgs),
+    /// Open N idle WebSocket connections; report server memory per connection and fan-out.
+    Ws(ws::WsArgs),
+    /// Accept WebSocket upgrades on any path with axum's default settings: the ws peer.
+    WsPeer {
+        /// Address to serve on; port 0 picks one (printed on stdout's first line).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +55,8 @@ fn main() -> ExitCode {
         Command::Load(args) => load::run(args),
         Command::Seed(args) => seed::run(args),
         Command::Report(args) => report::run(args),
+        Command::Ws(args) => ws::run(args),
+        Command::WsPeer { listen } => ws_peer::run(listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
