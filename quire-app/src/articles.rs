@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use quire_events::{Event, EventKind};
 
+use crate::cache::FEED_CACHED;
 use crate::live::topics_of;
 use crate::{App, AppError, AppResult, ArticleQuery, NewArticleInput, UpdateArticleInput, Viewer};
 
@@ -72,7 +73,29 @@ impl App {
         offset: Option<&str>,
     ) -> AppResult<ArticleList> {
         let page = Page::parse(limit, offset)?;
-        Ok(self.store.feed(viewer.id(), page).await?)
+        let end = page.offset.saturating_add(u64::from(page.limit));
+        if end > u64::from(FEED_CACHED) {
+            return Ok(self.store.feed(viewer.id(), page).await?);
+        }
+        let head = self.cached_feed(viewer.id()).await?;
+        let ids: Vec<_> = head
+            .0
+            .iter()
+            .skip(page.offset as usize)
+            .take(page.limit as usize)
+            .copied()
+            .collect();
+        let mut articles: Vec<ArticleRecord> = self
+            .cached_articles(&ids)
+            .await?
+            .iter()
+            .map(|a| without_body(a))
+            .collect();
+        self.overlay_viewer(Some(viewer), &mut articles).await?;
+        Ok(ArticleList {
+            articles,
+            total: head.1,
+        })
     }
 
     pub async fn article(&self, slug: &str, viewer: Option<&Viewer>) -> AppResult<ArticleRecord> {

@@ -51,6 +51,8 @@ pub(crate) struct ReadCache {
     pub profiles: ExactCache<String, Option<Arc<Profile>>>,
     /// Users by id, for authenticating every signed-in request without a store round trip.
     pub users: ExactCache<UserId, Option<Arc<UserRecord>>>,
+    /// The newest [`FEED_CACHED`] ids of each user's feed, with the feed's total.
+    pub feeds: ExactCache<UserId, IdPage>,
     /// What each signed-in user favorited and follows, for `favorited`/`following` flags.
     pub viewers: ExactCache<UserId, Arc<ViewerState>>,
 }
@@ -61,6 +63,9 @@ pub(crate) struct ViewerState {
     pub favorited: HashSet<ArticleId>,
     pub following: HashSet<UserId>,
 }
+
+/// Feed entries cached per user; pages reaching past them are read from the store.
+pub(crate) const FEED_CACHED: u32 = 200;
 
 /// Ids of favorites and follows kept for all cached viewers together.
 const VIEWER_IDS: u64 = 4_000_000;
@@ -79,6 +84,7 @@ impl ReadCache {
             tags: ExactCache::new("tags", 1, ttl, |_| 1),
             profiles: ExactCache::new("profiles", entries, ttl, |_| 1),
             users: ExactCache::new("users", entries, ttl, |_| 1),
+            feeds: ExactCache::new("feeds", entries, ttl, |_| 1),
             viewers: ExactCache::new("viewers", VIEWER_IDS, ttl, |v: &Arc<ViewerState>| {
                 u32::try_from(v.favorited.len() + v.following.len() + 1).unwrap_or(u32::MAX)
             }),
@@ -246,9 +252,25 @@ impl App {
         Ok(())
     }
 
-    /// Forgets what `user` favorited and follows (after they change either).
+    /// The head of `viewer`'s feed: ids of its newest [`FEED_CACHED`] articles and its total.
+    pub(crate) async fn cached_feed(&self, viewer: UserId) -> AppResult<IdPage> {
+        self.cache
+            .feeds
+            .get_or_load(&viewer, || async {
+                self.store
+                    .feed_ids(viewer, FEED_CACHED)
+                    .await
+                    .map(Arc::new)
+                    .map_err(Arc::new) as Loaded<_>
+            })
+            .await
+            .map_err(from_shared)
+    }
+
+    /// Forgets what `user` favorited and follows, and so their feed (after they change either).
     pub(crate) async fn forget_viewer(&self, user: UserId) {
         self.cache.viewers.invalidate(&user).await;
+        self.cache.feeds.invalidate(&user).await;
     }
 
     // Invalidation, called by writes after they commit and before they answer.
@@ -258,8 +280,10 @@ impl App {
         self.cache.slugs.invalidate(&article.slug).await;
     }
 
+    /// After an article appears or disappears: every list, feed and the tag list may change.
     pub(crate) fn forget_lists_and_tags(&self) {
         self.cache.lists.invalidate_all();
+        self.cache.feeds.invalidate_all();
         self.cache.tags.invalidate_all();
     }
 

@@ -78,6 +78,8 @@ pub trait Store: Send + Sync + 'static {
     /// Whole articles (with bodies) by id, without viewer flags; missing ids are skipped.
     async fn articles_by_ids(&self, ids: Vec<ArticleId>) -> StoreResult<Vec<ArticleRecord>>;
     async fn article_id(&self, slug: &Slug) -> StoreResult<Option<ArticleId>>;
+    /// The newest `limit` ids of `viewer`'s feed and the count of the whole feed.
+    async fn feed_ids(&self, viewer: UserId, limit: u32) -> StoreResult<(Vec<ArticleId>, u64)>;
     /// Articles by authors `viewer` follows, newest first, without bodies.
     async fn feed(&self, viewer: UserId, page: Page) -> StoreResult<ArticleList>;
     async fn article(

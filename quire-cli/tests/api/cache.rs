@@ -195,3 +195,37 @@ async fn a_writer_never_reads_its_own_write_stale_under_concurrent_readers() {
         reader.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_feed_follows_new_articles_favorites_and_follows_at_once() {
+    let app = TestApp::start().await;
+    let jake = app.register("jake").await;
+    let anna = app.register("anna").await;
+    app.post("/api/profiles/anna/follow", Some(&jake), json!({}))
+        .await;
+    app.create_article(&anna, "first", &[]).await;
+    assert_eq!(
+        app.get("/api/articles/feed", Some(&jake)).await.1["articlesCount"],
+        1
+    );
+    app.create_article(&anna, "second", &[]).await;
+    let (_, feed) = app.get("/api/articles/feed", Some(&jake)).await;
+    assert_eq!(feed["articlesCount"], 2);
+    assert_eq!(feed["articles"][0]["slug"], "second");
+    assert_eq!(feed["articles"][0]["favorited"], false);
+    app.post("/api/articles/second/favorite", Some(&jake), json!({}))
+        .await;
+    let (_, feed) = app.get("/api/articles/feed", Some(&jake)).await;
+    assert_eq!(feed["articles"][0]["favorited"], true);
+    assert_eq!(feed["articles"][0]["favoritesCount"], 1);
+    app.delete("/api/articles/first", Some(&anna)).await;
+    assert_eq!(
+        app.get("/api/articles/feed", Some(&jake)).await.1["articlesCount"],
+        1
+    );
+    app.delete("/api/profiles/anna/follow", Some(&jake)).await;
+    assert_eq!(
+        app.get("/api/articles/feed", Some(&jake)).await.1["articlesCount"],
+        0
+    );
+}

@@ -151,6 +151,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn feed_ids(&self, viewer: UserId, limit: u32) -> StoreResult<(Vec<ArticleId>, u64)> {
+        self.pool
+            .read(move |conn| queries::feed_ids(conn, viewer, limit))
+            .await
+    }
+
     async fn feed(&self, viewer: UserId, page: Page) -> StoreResult<ArticleList> {
         self.pool
             .read(move |conn| queries::feed(conn, viewer, page))

@@ -495,6 +495,28 @@ fn feed_queries() -> (&'static str, String) {
     )
 }
 
+pub fn feed_ids(
+    conn: &Connection,
+    viewer: UserId,
+    limit: u32,
+) -> StoreResult<(Vec<ArticleId>, u64)> {
+    let (count_sql, _) = feed_queries();
+    let total: i64 = conn
+        .prepare_cached(count_sql)?
+        .query_row(named_params! { ":follower": viewer.0 }, |row| row.get(0))?;
+    let ids = conn
+        .prepare_cached(
+            "SELECT a.id FROM follows f JOIN articles a ON a.author_id = f.followee_id
+             WHERE f.follower_id = :follower ORDER BY a.id DESC LIMIT :limit",
+        )?
+        .query_map(
+            named_params! { ":follower": viewer.0, ":limit": i64::from(limit) },
+            |row| row.get(0).map(ArticleId),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((ids, total.max(0) as u64))
+}
+
 pub fn feed(conn: &Connection, viewer: UserId, page: Page) -> StoreResult<ArticleList> {
     let (count_sql, page_sql) = feed_queries();
     let total: i64 = conn
@@ -877,6 +899,12 @@ mod plan_tests {
         }
         let (count_sql, page_sql) = feed_queries();
         assert_no_full_scan(&conn, count_sql, &[]);
+        assert_no_full_scan(
+            &conn,
+            "SELECT a.id FROM follows f JOIN articles a ON a.author_id = f.followee_id
+             WHERE f.follower_id = :follower ORDER BY a.id DESC LIMIT :limit",
+            &[],
+        );
         assert_no_full_scan(&conn, &page_sql, &[]);
         let by_ids = format!(
             "SELECT {} FROM articles a JOIN users u ON u.id = a.author_id
