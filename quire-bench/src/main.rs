@@ -7,6 +7,7 @@
 mod cpu;
 mod hello;
 mod load;
+mod media;
 mod report;
 mod seed;
 mod summary;
@@ -37,6 +38,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Fill a migrated quire SQLite database with a realistic data set.
     Seed(seed::SeedArgs),
+    /// Media scenarios: download vs nginx, upload vs an fsync'd copy, concurrency, aborts.
+    Media(media::MediaArgs),
     /// Write BENCHMARKS.md (on stdout) from the suite's JSON results.
     Report(report::ReportArgs),
     /// Open N idle WebSocket connections; report server memory per connection and fan-out.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Load(args) => load::run(args),
         Command::Seed(args) => seed::run(args),
         Command::Report(args) => report::run(args),
+        Command::Media(args) => media::run(args),
         Command::Ws(args) => ws::run(args),
         Command::WsPeer { listen } => ws_peer::run(listen),
     };

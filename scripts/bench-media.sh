@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# quire's media benchmarks (issue 6), each next to a peer measured in the same run:
+#   download of a 128 MiB file (page cache warm) vs nginx with sendfile serving the same file;
+#   upload of 128 MiB vs a plain copy of the same bytes to the same disk with one fsync;
+#   10 concurrent 128 MiB uploads + 10 downloads: quire's peak RSS growth;
+#   10,000 transfers aborted mid-stream: CLOSE_WAIT sockets, staged files, descriptors after.
+# Rewrites the section between <!-- media:begin --> and <!-- media:end --> in BENCHMARKS.md.
+#
+#     bash scripts/bench-media.sh
+#
+# quire and nginx run pinned to core 0, the client to core 1. Needs nginx (installed from
+# Debian's packages if missing). Environment: QUIRE_BENCH_MEDIA_ABORTS (default 10000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+aborts=${QUIRE_BENCH_MEDIA_ABORTS:-10000}
+out=${QUIRE_BENCH_OUT:-BENCHMARKS.md}
+port=18080
+nginx_port=18082
+
+if ! command -v nginx >/dev/null; then
+    echo "== installing nginx" >&2
+    apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null || apt-get install -y -qq nginx >/dev/null
+fi
+echo "== building release binaries" >&2
+cargo build --release -p quire-cli -p quire-bench
+target_dir=${CARGO_TARGET_DIR:-target}
+quire=$target_dir/release/quire
+bench=$target_dir/release/quire-bench
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/quire-media.XXXXXX")
+quire_pid=
+nginx_pid=
+cleanup() {
+    [ -n "$quire_pid" ] && kill "$quire_pid" 2>/dev/null || true
+    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+taskset -c 0 "$quire" --database "sqlite://$work/db" --media-dir "$work/media" \
+    --listen "127.0.0.1:$port" --log-format json --max-media-bytes $((1024 * 1024 * 1024)) \
+    > "$work/quire.log" 2>&1 &
+quire_pid=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && break; sleep 0.1; done
+token=$(curl -fs -X POST "http://127.0.0.1:$port/api/users" -H 'Content-Type: application/json' \
+    -d '{"user":{"username":"bench","email":"bench@example.com","password":"password-bench"}}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["user"]["token"])')
+
+cat > "$work/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        root $work/media/blobs;
+    }
+}
+CONF
+taskset -c 0 nginx -c "$work/nginx.conf" -p "$work" &
+nginx_pid=$!
+sleep 0.5
+
+run() {
+    echo "== media $1" >&2
+    taskset -c 1 "$bench" media --scenario "$1" --quire "127.0.0.1:$port" --token "$token" "${@:2}" | tee -a "$work/results.jsonl"
+}
+run download --peer "127.0.0.1:$nginx_port"
+run upload --scratch "$work/media"
+run concurrent --server-pid "$quire_pid" --repeat 1
+run abort --server-pid "$quire_pid" --media-dir "$work/media" --aborts "$aborts" --repeat 1
+
+python3 - "$work/results.jsonl" "$out" "$(git rev-parse --short HEAD)" <<'PY'
+import json, os, re, subprocess, sys, datetime
+results = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+out, commit = sys.argv[2], sys.argv[3]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
+lines = ["<!-- media:begin -->", "## Media (issue 6)", "",
+         f"Command: `bash scripts/bench-media.sh` · commit `{commit}` · {datetime.date.today()} · "
+         f"{cpu}, {os.cpu_count()} cores · quire and nginx pinned to core 0, client to core 1.", "",
+         "| scenario | quire | peer | ratio / figure | goal | met |", "|---|---:|---:|---:|---|---|"]
+for r in results:
+    if "ratio" in r:
+        peer = "nginx sendfile" if "download" in r["scenario"] else "write + one fsync"
+        lines.append(f"| {r['scenario']} (128 MiB) | {r['quire_mb_s']:.0f} MB/s | {r['peer_mb_s']:.0f} MB/s ({peer}) | {r['ratio']:.2f} | {r['goal']} | {'met' if r['met'] else 'not met'} |")
+    elif "rss_growth_mb" in r:
+        lines.append(f"| {r['scenario']} | RSS +{r['rss_growth_mb']:.1f} MB (from {r['rss_before_mb']:.1f} MB) | — | — | {r['goal']} | {'met' if r['met'] else 'not met'} |")
+    else:
+        lines.append(f"| {r['scenario']} | CLOSE_WAIT {r['close_wait']}, staged files {r['staged_uploads_left']}, fds {r['fds_before']} → {r['fds_after']} ({r['seconds']:.1f} s) | — | — | {r['goal']} | {'met' if r['met'] else 'not met'} |")
+lines.append("<!-- media:end -->")
+section = "\n".join(lines) + "\n"
+text = open(out).read() if os.path.exists(out) else "# Benchmarks\n"
+if "<!-- media:begin -->" in text:
+    text = re.sub(r"<!-- media:begin -->.*?<!-- media:end -->\n?", section, text, flags=re.S)
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+open(out, "w").write(text)
+print(section)
+PY
