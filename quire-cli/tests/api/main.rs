@@ -7,6 +7,7 @@ mod comments;
 mod durability;
 mod errors;
 mod live;
+mod live_memory;
 mod media;
 mod profiles;
 mod serving;

@@ -61,12 +61,13 @@ pub fn router() -> Router<AppState> {
 }
 
 /// quire's WebSocket settings: a small read buffer (clients send little; most connections are
-/// idle, and tungstenite's default 128 KiB buffer would dominate their memory), no write
+/// idle, and tungstenite allocates and zero-fills the whole buffer up front: its default
+/// 128 KiB would dominate their memory; 128 bytes reads a 4 KiB message in 32 calls), no write
 /// buffering (each frame goes straight to the socket), and a message size limit. The Autobahn
 /// echo peer (`examples/ws_echo.rs`) uses the same settings.
 pub fn configure_upgrade(upgrade: WebSocketUpgrade, max_message_bytes: usize) -> WebSocketUpgrade {
     upgrade
-        .read_buffer_size(1024)
+        .read_buffer_size(128)
         .write_buffer_size(0)
         .max_message_size(max_message_bytes)
         .max_frame_size(max_message_bytes)
@@ -158,17 +159,22 @@ async fn live_websocket(
     let subscription = state.app.live_subscribe();
     let session = session::Session {
         app: state.app.clone(),
-        viewer,
+        viewer: viewer.map(Box::new),
         filter,
         subscription,
         config: config.clone(),
         draining: state.draining.watch(),
     };
     let tracker = state.sessions.clone();
+    // Boxed before the upgrade: axum's upgrade task keeps this closure's captures for the
+    // connection's whole life, so they must be a pointer, not the session itself.
+    let pending = Box::new((session, guard));
     Ok(
         configure_upgrade(upgrade, config.max_message_bytes).on_upgrade(move |socket| {
+            let (session, guard) = *pending;
+            let live = Box::new(session::Live { socket, session });
             tracker.track_future(async move {
-                session::run(socket, session).await;
+                session::run(live).await;
                 drop(guard);
             })
         }),

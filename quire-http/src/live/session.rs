@@ -2,6 +2,13 @@
 //! without a socket. It forwards matching events, applies subscribe/unsubscribe messages,
 //! pings every `ping_interval` and closes a peer that missed two pongs, closes a client that
 //! cannot keep up (1008), and closes with 1001 when the server shuts down.
+//!
+//! Memory: most connections sit idle for hours, so what an idle session holds is what
+//! thousands of them cost. The socket and session live in one box that the task only points
+//! to (an async fn's arguments would otherwise be stored twice in its state), and everything
+//! that awaits while handling a wake-up (sends, store lookups, the close handshake) runs in a
+//! boxed future that exists only while the connection is busy. The idle state is the four
+//! waits of the select and nothing else.
 
 use std::sync::Arc;
 
@@ -27,7 +34,8 @@ const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Everything a session needs.
 pub struct Session {
     pub app: Arc<App>,
-    pub viewer: Option<Viewer>,
+    /// Boxed: only subscribe messages need it, and most sessions are anonymous and idle.
+    pub viewer: Option<Box<Viewer>>,
     pub filter: LiveFilter,
     pub subscription: Subscription,
     pub config: LiveConfig,
@@ -40,6 +48,20 @@ struct Command {
     action: String,
     #[serde(flatten)]
     topics: LiveTopics,
+}
+
+/// A session and its socket, boxed once at the upgrade.
+pub struct Live<S> {
+    pub socket: S,
+    pub session: Session,
+}
+
+/// What woke an idle session.
+enum Wake<E> {
+    Incoming(Option<Result<Message, E>>),
+    Bus(Next),
+    Tick,
+    Draining,
 }
 
 /// Why the session ends.
@@ -60,71 +82,116 @@ fn close(code: u16, reason: &'static str) -> Message {
 }
 
 /// Runs the session until either side ends it.
-pub async fn run<S, E>(mut socket: S, mut session: Session)
+pub async fn run<S, E>(mut live: Box<Live<S>>)
 where
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
 {
+    let Live { socket, session } = &mut *live;
     let mut ticker = tokio::time::interval(session.config.ping_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     let mut unanswered_pings = 0u32;
     if *session.draining.borrow() {
-        let _ = socket
-            .send(close(CLOSE_GOING_AWAY, "server shutting down"))
-            .await;
+        Box::pin(finish(
+            socket,
+            End::Close(CLOSE_GOING_AWAY, "server shutting down"),
+        ))
+        .await;
         return;
     }
     let end = loop {
-        tokio::select! {
-            incoming = socket.next() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    unanswered_pings = 0;
-                    let reply = handle_command(&mut session, text.as_str()).await;
-                    if !send(&mut socket, Message::text(reply.to_string()), &session.config).await {
-                        break End::Gone;
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => break End::Close(CLOSE_UNSUPPORTED, "text messages only"),
-                Some(Ok(Message::Close(_))) => break End::ClientClosed,
-                Some(Err(_)) | None => break End::Gone,
-                // Pings are answered by the protocol layer; any frame shows the peer is alive.
-                Some(Ok(_)) => unanswered_pings = 0,
-            },
-            next = session.subscription.next() => match next {
-                Next::Event(event) => {
-                    if session.filter.matches(&event) {
-                        let text = Utf8Bytes::from(event.text());
-                        match tokio::time::timeout(session.config.send_timeout, socket.send(Message::Text(text))).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => break End::Gone,
-                            Err(_) => {
-                                tracing::info!("live client not reading; closing");
-                                metrics::counter!("live_slow_consumers_closed_total").increment(1);
-                                break End::Close(CLOSE_TOO_SLOW, "too slow to keep up");
-                            }
-                        }
-                    }
-                }
-                Next::Lagged(missed) => {
-                    tracing::info!(missed, "live client too slow; closing");
-                    metrics::counter!("live_slow_consumers_closed_total").increment(1);
-                    break End::Close(CLOSE_TOO_SLOW, "too slow to keep up");
-                }
-                Next::Closed => break End::Close(CLOSE_GOING_AWAY, "server shutting down"),
-            },
-            _ = ticker.tick() => {
-                if unanswered_pings >= 2 {
-                    tracing::debug!("live client missed two pongs; closing");
-                    break End::Gone;
-                }
-                unanswered_pings += 1;
-                if !send(&mut socket, Message::Ping(Default::default()), &session.config).await {
-                    break End::Gone;
-                }
-            },
-            _ = session.draining.changed() => break End::Close(CLOSE_GOING_AWAY, "server shutting down"),
+        let wake = tokio::select! {
+            incoming = socket.next() => Wake::Incoming(incoming),
+            next = session.subscription.next() => Wake::Bus(next),
+            _ = ticker.tick() => Wake::Tick,
+            _ = session.draining.changed() => Wake::Draining,
+        };
+        // Boxed: its state must not weigh on every idle connection's task.
+        if let Some(end) = Box::pin(handle(wake, socket, session, &mut unanswered_pings)).await {
+            break end;
         }
     };
+    Box::pin(finish(socket, end)).await;
+}
+
+/// Acts on one wake-up; `Some` ends the session.
+async fn handle<S, E>(
+    wake: Wake<E>,
+    socket: &mut S,
+    session: &mut Session,
+    unanswered_pings: &mut u32,
+) -> Option<End>
+where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+{
+    match wake {
+        Wake::Incoming(incoming) => match incoming {
+            Some(Ok(Message::Text(text))) => {
+                *unanswered_pings = 0;
+                let reply = handle_command(session, text.as_str()).await;
+                if !send(socket, Message::text(reply.to_string()), &session.config).await {
+                    return Some(End::Gone);
+                }
+                None
+            }
+            Some(Ok(Message::Binary(_))) => {
+                Some(End::Close(CLOSE_UNSUPPORTED, "text messages only"))
+            }
+            Some(Ok(Message::Close(_))) => Some(End::ClientClosed),
+            Some(Err(_)) | None => Some(End::Gone),
+            // Pings are answered by the protocol layer; any frame shows the peer is alive.
+            Some(Ok(_)) => {
+                *unanswered_pings = 0;
+                None
+            }
+        },
+        Wake::Bus(Next::Event(event)) => {
+            if !session.filter.matches(&event) {
+                return None;
+            }
+            let text = Utf8Bytes::from(event.text());
+            match tokio::time::timeout(
+                session.config.send_timeout,
+                socket.send(Message::Text(text)),
+            )
+            .await
+            {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) => Some(End::Gone),
+                Err(_) => {
+                    tracing::info!("live client not reading; closing");
+                    metrics::counter!("live_slow_consumers_closed_total").increment(1);
+                    Some(End::Close(CLOSE_TOO_SLOW, "too slow to keep up"))
+                }
+            }
+        }
+        Wake::Bus(Next::Lagged(missed)) => {
+            tracing::info!(missed, "live client too slow; closing");
+            metrics::counter!("live_slow_consumers_closed_total").increment(1);
+            Some(End::Close(CLOSE_TOO_SLOW, "too slow to keep up"))
+        }
+        Wake::Bus(Next::Closed) | Wake::Draining => {
+            Some(End::Close(CLOSE_GOING_AWAY, "server shutting down"))
+        }
+        Wake::Tick => {
+            if *unanswered_pings >= 2 {
+                tracing::debug!("live client missed two pongs; closing");
+                return Some(End::Gone);
+            }
+            *unanswered_pings += 1;
+            if !send(socket, Message::Ping(Default::default()), &session.config).await {
+                return Some(End::Gone);
+            }
+            None
+        }
+    }
+}
+
+/// Ends the session the way `end` says.
+async fn finish<S, E>(socket: &mut S, end: End)
+where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+{
     match end {
         End::Close(code, reason) => {
             // A slow client may need a while to read up to the close frame.
@@ -164,7 +231,11 @@ async fn handle_command(session: &mut Session, text: &str) -> serde_json::Value 
     let result = match command.action.as_str() {
         "subscribe" => session
             .app
-            .live_subscribe_to(&mut session.filter, session.viewer.as_ref(), command.topics)
+            .live_subscribe_to(
+                &mut session.filter,
+                session.viewer.as_deref(),
+                command.topics,
+            )
             .await
             .map_err(|e| e.to_string()),
         "unsubscribe" => {
@@ -180,5 +251,26 @@ async fn handle_command(session: &mut Session, text: &str) -> serde_json::Value 
     match result {
         Ok(()) => json!({"type": "ack", "action": action}),
         Err(message) => json!({"type": "error", "action": action, "message": message}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<A, F>(_: fn(A) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every idle connection's task holds this future; the module comment says how it is
+    /// kept small. Measured in the debug build, where futures are largest.
+    #[test]
+    fn an_idle_session_future_is_small() {
+        let size = future_size(run::<axum::extract::ws::WebSocket, axum::Error>);
+        eprintln!(
+            "session future: {size} bytes; live box: {} bytes",
+            std::mem::size_of::<Live<axum::extract::ws::WebSocket>>()
+        );
+        assert!(size <= 512, "the session future grew to {size} bytes");
     }
 }

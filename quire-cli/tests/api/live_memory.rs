@@ -1,0 +1,124 @@
+//! A cheap guard on issue 4's memory goal (≤ 2 KiB of server RSS per idle, subscribed
+//! WebSocket): the real `quire` binary gets 3,000 idle `/api/live?tag=` connections and the
+//! test fails when its resident memory grows by more than twice the goal per connection.
+//! `scripts/bench-ws.sh` measures the goal itself at 18,000 connections.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::{StreamExt, stream};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Twice the goal: allocator noise must not fail CI, a regression to tungstenite's
+/// defaults (about 130 KiB) or a doubled session must.
+const LIMIT_BYTES_PER_CONNECTION: u64 = 4096;
+const WARM_UP: usize = 500;
+const MEASURED: usize = 3_000;
+
+async fn spawn_quire(dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--live-max-per-ip", "100000"])
+        .arg("--database")
+        .arg(format!("sqlite://{}", dir.join("quire.db").display()))
+        .env("RUST_LOG", "warn,quire_cli=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn quire");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let Ok(log) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if log["message"] == "quire listening" {
+                return log["address"].as_str().unwrap().to_owned();
+            }
+        }
+        panic!("quire exited before listening");
+    })
+    .await
+    .expect("quire started");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, address)
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// The soft limit on open files, from `/proc/self/limits`.
+fn open_file_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or(0)
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `n` idle subscribers, 64 handshakes at a time.
+async fn subscribe(address: &str, n: usize) -> Vec<Socket> {
+    let url = format!("ws://{address}/api/live?tag=memory");
+    stream::iter(0..n)
+        .map(|_| {
+            let url = url.clone();
+            async move {
+                // A small client buffer: the test process holds every client end.
+                let config = WebSocketConfig::default().read_buffer_size(1024);
+                let (socket, _) =
+                    tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+                        .await
+                        .expect("live connection");
+                socket
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_subscriber_costs_at_most_twice_the_goal() {
+    // Both ends of every connection live on this machine: ours and quire's descriptors.
+    let needed = (WARM_UP + MEASURED) as u64 + 200;
+    if open_file_limit() < needed {
+        eprintln!(
+            "skipped: needs {needed} open files, the limit is {}",
+            open_file_limit()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (child, address) = spawn_quire(dir.path()).await;
+    let pid = child.id().unwrap();
+
+    // The first connections grow the allocator's arenas and tokio's slabs: not measured.
+    let warm = subscribe(&address, WARM_UP).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_bytes(pid);
+    let measured = subscribe(&address, MEASURED).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_bytes(pid);
+
+    let per_connection = after.saturating_sub(before) / MEASURED as u64;
+    eprintln!("quire RSS per idle subscribed WebSocket: {per_connection} bytes");
+    assert!(
+        per_connection <= LIMIT_BYTES_PER_CONNECTION,
+        "an idle live connection costs quire {per_connection} bytes of RSS; the goal is 2048, \
+         this check fails above {LIMIT_BYTES_PER_CONNECTION}"
+    );
+    drop((warm, measured));
+}
