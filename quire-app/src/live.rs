@@ -1,7 +1,6 @@
 //! Live updates: which events a connection wants (its [`LiveFilter`]), built from query
 //! parameters and changed by client messages; and the events the write path publishes.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use quire_domain::UserId;
@@ -44,20 +43,33 @@ impl LiveTopics {
 }
 
 /// What one connection receives. Events match when any subscription matches.
+///
+/// Small on purpose: every idle live connection holds one. At most [`MAX_SUBSCRIPTIONS`]
+/// topics, so a short list scanned per event costs less memory than hash sets (four empty
+/// ones took 200 bytes) and no more time than hashing the event's topics.
 #[derive(Debug, Default)]
 pub struct LiveFilter {
     all: bool,
-    tags: HashSet<String>,
-    /// Lower-cased usernames.
-    authors: HashSet<String>,
-    articles: HashSet<String>,
-    /// Authors followed, when subscribed to the feed.
-    feed: Option<HashSet<UserId>>,
+    /// Tags, lower-cased author usernames and article slugs, each once.
+    topics: Vec<(TopicKind, Box<str>)>,
+    /// Ids of the authors followed, sorted, when subscribed to the feed.
+    feed: Option<Box<[UserId]>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TopicKind {
+    Tag,
+    Author,
+    Article,
 }
 
 impl LiveFilter {
     fn len(&self) -> usize {
-        self.tags.len() + self.authors.len() + self.articles.len()
+        self.topics.len()
+    }
+
+    fn has(&self, kind: TopicKind, name: &str) -> bool {
+        self.topics.iter().any(|(k, n)| *k == kind && **n == *name)
     }
 
     /// Whether this connection wants `event`.
@@ -67,17 +79,23 @@ impl LiveFilter {
             event.kind,
             EventKind::CommentCreated | EventKind::CommentDeleted
         );
-        self.all
-            || self.articles.contains(&topics.article)
-            || (about_article
-                && (topics.tags.iter().any(|t| self.tags.contains(t))
-                    || self
-                        .authors
-                        .contains(&topics.author_username.to_lowercase())
-                    || self
-                        .feed
-                        .as_ref()
-                        .is_some_and(|f| f.contains(&topics.author))))
+        if self.all || self.has(TopicKind::Article, &topics.article) {
+            return true;
+        }
+        if !about_article {
+            return false;
+        }
+        let mut author = None;
+        self.topics.iter().any(|(kind, name)| match kind {
+            TopicKind::Tag => topics.tags.iter().any(|t| **t == **name),
+            TopicKind::Author => {
+                **author.get_or_insert_with(|| topics.author_username.to_lowercase()) == **name
+            }
+            TopicKind::Article => false,
+        }) || self
+            .feed
+            .as_ref()
+            .is_some_and(|f| f.binary_search(&topics.author).is_ok())
     }
 }
 
@@ -148,23 +166,49 @@ impl App {
         viewer: Option<&Viewer>,
         topics: LiveTopics,
     ) -> AppResult<()> {
-        if topics.feed && filter.feed.is_none() {
-            let viewer = viewer.ok_or(AppError::Unauthorized(AuthFailure::Missing))?;
-            let following = self.store.following_ids(viewer.id()).await?;
-            filter.feed = Some(following.into_iter().collect());
+        let feed = match (topics.feed, &filter.feed) {
+            (true, None) => {
+                let viewer = viewer.ok_or(AppError::Unauthorized(AuthFailure::Missing))?;
+                let mut following = self.store.following_ids(viewer.id()).await?;
+                following.sort_unstable();
+                following.dedup();
+                Some(following.into_boxed_slice())
+            }
+            _ => None,
+        };
+        let named = (topics.tag.into_iter().map(|t| (TopicKind::Tag, t)))
+            .chain(
+                topics
+                    .author
+                    .iter()
+                    .map(|a| (TopicKind::Author, a.to_lowercase())),
+            )
+            .chain(topics.article.into_iter().map(|a| (TopicKind::Article, a)));
+        let mut added: Vec<(TopicKind, Box<str>)> = Vec::new();
+        for (kind, name) in named {
+            let known = |list: &[(TopicKind, Box<str>)]| {
+                list.iter().any(|(k, n)| *k == kind && **n == *name)
+            };
+            if !known(&filter.topics) && !known(&added) {
+                added.push((kind, name.into_boxed_str()));
+            }
         }
-        filter.all |= topics.all;
-        filter.tags.extend(topics.tag);
-        filter
-            .authors
-            .extend(topics.author.iter().map(|a| a.to_lowercase()));
-        filter.articles.extend(topics.article);
-        if filter.len() > MAX_SUBSCRIPTIONS {
+        // Checked before anything changes: a refused message leaves the filter as it was, so
+        // the cap really bounds what a connection holds.
+        if filter.len() + added.len() > MAX_SUBSCRIPTIONS {
             return Err(quire_domain::FieldError::new(
                 "subscriptions",
                 format!("can't exceed {MAX_SUBSCRIPTIONS}"),
             )
             .into());
+        }
+        if feed.is_some() {
+            filter.feed = feed;
+        }
+        filter.all |= topics.all;
+        if !added.is_empty() {
+            filter.topics.extend(added);
+            filter.topics.shrink_to_fit();
         }
         Ok(())
     }
@@ -177,15 +221,16 @@ impl App {
         if topics.feed {
             filter.feed = None;
         }
-        for tag in &topics.tag {
-            filter.tags.remove(tag);
-        }
-        for author in &topics.author {
-            filter.authors.remove(&author.to_lowercase());
-        }
-        for article in &topics.article {
-            filter.articles.remove(article);
-        }
+        let authors: Vec<String> = topics.author.iter().map(|a| a.to_lowercase()).collect();
+        filter.topics.retain(|(kind, name)| {
+            let names = match kind {
+                TopicKind::Tag => &topics.tag,
+                TopicKind::Author => &authors,
+                TopicKind::Article => &topics.article,
+            };
+            !names.iter().any(|n| **n == **name)
+        });
+        filter.topics.shrink_to_fit();
     }
 }
 
@@ -218,17 +263,17 @@ mod tests {
         let comment = published(EventKind::CommentCreated, "a", 1, "Jake", &["rust"]);
         let mut filter = LiveFilter::default();
         assert!(!filter.matches(&created));
-        filter.tags.insert("rust".into());
+        filter.topics.push((TopicKind::Tag, "rust".into()));
         assert!(filter.matches(&created));
         assert!(
             !filter.matches(&comment),
             "comments follow article subscriptions only"
         );
         let mut filter = LiveFilter::default();
-        filter.authors.insert("jake".into());
+        filter.topics.push((TopicKind::Author, "jake".into()));
         assert!(filter.matches(&created));
         let mut filter = LiveFilter::default();
-        filter.articles.insert("a".into());
+        filter.topics.push((TopicKind::Article, "a".into()));
         assert!(filter.matches(&created) && filter.matches(&comment));
         let mut filter = LiveFilter {
             feed: Some([UserId(1)].into()),

@@ -71,8 +71,10 @@ pub struct AppState {
     pub app: Arc<App>,
     /// Set when shutdown begins.
     pub draining: Arc<Draining>,
-    /// Settings of live connections.
-    pub live: live::LiveConfig,
+    /// Settings of live connections, shared by every session.
+    pub live: Arc<live::LiveConfig>,
+    /// Ping times and the start of draining, for WebSocket sessions.
+    pub live_clock: Arc<live::LiveClock>,
     /// Open live connections, against their ceilings.
     pub live_limits: Arc<live::LiveLimits>,
     /// Upgraded WebSocket sessions, which outlive their HTTP request: shutdown waits for
@@ -86,7 +88,8 @@ impl AppState {
             app,
             draining: Arc::new(Draining::default()),
             live_limits: live::LiveLimits::new(live.max_connections, live.max_per_ip),
-            live,
+            live_clock: Arc::new(live::LiveClock::new(live.ping_interval)),
+            live: Arc::new(live),
             sessions: TaskTracker::new(),
         }
     }

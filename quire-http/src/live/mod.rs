@@ -8,6 +8,7 @@
 //! `Authorization` header or a `token` query parameter (browsers cannot set headers on a
 //! WebSocket); a bad token is refused with 401 before the upgrade.
 
+mod clock;
 mod limits;
 mod session;
 mod sse;
@@ -23,6 +24,7 @@ use axum::response::Response;
 use axum::routing::get;
 use quire_app::{AuthFailure, LiveFilter, LiveTopics, Viewer};
 
+pub use clock::LiveClock;
 pub use limits::LiveLimits;
 
 use crate::{ApiError, AppState};
@@ -155,22 +157,22 @@ async fn live_websocket(
                 "must be a WebSocket upgrade request",
             )
         })?;
-    let config = state.live.clone();
+    let max_message_bytes = state.live.max_message_bytes;
     let subscription = state.app.live_subscribe();
     let session = session::Session {
         app: state.app.clone(),
         viewer: viewer.map(Box::new),
         filter,
         subscription,
-        config: config.clone(),
-        draining: state.draining.watch(),
+        config: state.live.clone(),
+        beat: state.live_clock.subscribe(&state.draining),
     };
     let tracker = state.sessions.clone();
     // Boxed before the upgrade: axum's upgrade task keeps this closure's captures for the
     // connection's whole life, so they must be a pointer, not the session itself.
     let pending = Box::new((session, guard));
     Ok(
-        configure_upgrade(upgrade, config.max_message_bytes).on_upgrade(move |socket| {
+        configure_upgrade(upgrade, max_message_bytes).on_upgrade(move |socket| {
             let (session, guard) = *pending;
             let live = Box::new(session::Live { socket, session });
             tracker.track_future(async move {

@@ -1,14 +1,16 @@
 //! One WebSocket session, written over any `Stream + Sink` of messages so it can be driven
 //! without a socket. It forwards matching events, applies subscribe/unsubscribe messages,
-//! pings every `ping_interval` and closes a peer that missed two pongs, closes a client that
-//! cannot keep up (1008), and closes with 1001 when the server shuts down.
+//! pings at every beat of the shared [`LiveClock`](super::clock::LiveClock) (once per
+//! `ping_interval`) and closes a peer that missed two pongs, closes a client that cannot keep
+//! up (1008), and closes with 1001 when the server shuts down.
 //!
 //! Memory: most connections sit idle for hours, so what an idle session holds is what
 //! thousands of them cost. The socket and session live in one box that the task only points
 //! to (an async fn's arguments would otherwise be stored twice in its state), and everything
 //! that awaits while handling a wake-up (sends, store lookups, the close handshake) runs in a
-//! boxed future that exists only while the connection is busy. The idle state is the four
-//! waits of the select and nothing else.
+//! boxed future that exists only while the connection is busy. The idle state is the three
+//! waits of the select and nothing else: no timer of its own (the clock is shared), the
+//! settings behind one `Arc`, and a filter of a few words.
 
 use std::sync::Arc;
 
@@ -38,8 +40,9 @@ pub struct Session {
     pub viewer: Option<Box<Viewer>>,
     pub filter: LiveFilter,
     pub subscription: Subscription,
-    pub config: LiveConfig,
-    pub draining: watch::Receiver<bool>,
+    pub config: Arc<LiveConfig>,
+    /// Changes at every ping time; reads `true` once the server is draining.
+    pub beat: watch::Receiver<bool>,
 }
 
 /// A client message.
@@ -60,8 +63,7 @@ pub struct Live<S> {
 enum Wake<E> {
     Incoming(Option<Result<Message, E>>),
     Bus(Next),
-    Tick,
-    Draining,
+    Beat,
 }
 
 /// Why the session ends.
@@ -87,11 +89,8 @@ where
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
 {
     let Live { socket, session } = &mut *live;
-    let mut ticker = tokio::time::interval(session.config.ping_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
     let mut unanswered_pings = 0u32;
-    if *session.draining.borrow() {
+    if *session.beat.borrow() {
         Box::pin(finish(
             socket,
             End::Close(CLOSE_GOING_AWAY, "server shutting down"),
@@ -103,8 +102,7 @@ where
         let wake = tokio::select! {
             incoming = socket.next() => Wake::Incoming(incoming),
             next = session.subscription.next() => Wake::Bus(next),
-            _ = ticker.tick() => Wake::Tick,
-            _ = session.draining.changed() => Wake::Draining,
+            _ = session.beat.changed() => Wake::Beat,
         };
         // Boxed: its state must not weigh on every idle connection's task.
         if let Some(end) = Box::pin(handle(wake, socket, session, &mut unanswered_pings)).await {
@@ -170,10 +168,12 @@ where
             metrics::counter!("live_slow_consumers_closed_total").increment(1);
             Some(End::Close(CLOSE_TOO_SLOW, "too slow to keep up"))
         }
-        Wake::Bus(Next::Closed) | Wake::Draining => {
+        Wake::Bus(Next::Closed) => Some(End::Close(CLOSE_GOING_AWAY, "server shutting down")),
+        // Draining, or the clock is gone with its runtime.
+        Wake::Beat if *session.beat.borrow() || session.beat.has_changed().is_err() => {
             Some(End::Close(CLOSE_GOING_AWAY, "server shutting down"))
         }
-        Wake::Tick => {
+        Wake::Beat => {
             if *unanswered_pings >= 2 {
                 tracing::debug!("live client missed two pongs; closing");
                 return Some(End::Gone);
