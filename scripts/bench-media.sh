@@ -47,8 +47,10 @@ token=$(curl -fs -X POST "http://127.0.0.1:$port/api/users" -H 'Content-Type: ap
     -d '{"user":{"username":"bench","email":"bench@example.com","password":"password-bench"}}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["user"]["token"])')
 
+# Blobs are private to quire's user (mode 0600): nginx's workers run as that same user.
 cat > "$work/nginx.conf" <<CONF
 daemon off;
+user $(id -un) $(id -gn);
 worker_processes 1;
 pid $work/nginx.pid;
 error_log $work/nginx.err;

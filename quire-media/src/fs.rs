@@ -25,8 +25,11 @@ use tokio::task::{JoinHandle, spawn_blocking};
 
 use crate::{BlobReader, BlobStore, ByteStream, MediaError, StoredBlob, is_blob_name};
 
-/// Bytes written or read per blocking call.
-const CHUNK: usize = 512 * 1024;
+/// Bytes written per blocking call (uploads). Smaller than reads: an upload holds a chunk
+/// being filled and one being written, and uploads are bounded by the disk anyway.
+const WRITE_CHUNK: usize = 256 * 1024;
+/// Bytes read per blocking call (downloads): large reads keep pace with the socket.
+const READ_CHUNK: usize = 256 * 1024;
 
 /// A blob store in a local directory.
 pub struct FsBlobStore {
@@ -127,7 +130,7 @@ impl BlobStore for FsBlobStore {
             in_flight: None,
         };
         let mut size: u64 = 0;
-        let mut buffer = BytesMut::with_capacity(CHUNK);
+        let mut buffer = BytesMut::with_capacity(WRITE_CHUNK);
         let received: Result<(), MediaError> = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| MediaError::Aborted(e.to_string()))?;
@@ -136,7 +139,7 @@ impl BlobStore for FsBlobStore {
                     return Err(MediaError::TooLarge { limit: max_bytes });
                 }
                 buffer.extend_from_slice(&chunk);
-                if buffer.len() >= CHUNK {
+                if buffer.len() >= WRITE_CHUNK {
                     writer.write(buffer.split().freeze()).await?;
                 }
             }
@@ -234,7 +237,7 @@ impl BlobReader for FsBlob {
         let read = move |offset: u64, end: u64| {
             let file = file.clone();
             spawn_blocking(move || {
-                let len = (end - offset).min(CHUNK as u64) as usize;
+                let len = (end - offset).min(READ_CHUNK as u64) as usize;
                 let mut buf = vec![0; len];
                 file.read_exact_at(&mut buf, offset)?;
                 Ok::<_, io::Error>(Bytes::from(buf))
@@ -291,7 +294,9 @@ mod tests {
     async fn round_trip_with_ranges_and_dedup() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).await.unwrap();
-        let data: Vec<u8> = (0..(3 * CHUNK + 123)).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..(3 * READ_CHUNK + 123))
+            .map(|i| (i % 251) as u8)
+            .collect();
         let chunks = data
             .chunks(10_000)
             .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -307,7 +312,7 @@ mod tests {
             read_all(&store, &stored.sha256, 0..data.len() as u64).await,
             data
         );
-        let mid = CHUNK as u64 - 5..2 * CHUNK as u64 + 7;
+        let mid = READ_CHUNK as u64 - 5..2 * READ_CHUNK as u64 + 7;
         assert_eq!(
             read_all(&store, &stored.sha256, mid.clone()).await,
             data[mid.start as usize..mid.end as usize]
@@ -325,13 +330,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).await.unwrap();
         let big = vec![
-            Ok(Bytes::from(vec![1u8; CHUNK])),
-            Ok(Bytes::from(vec![2u8; CHUNK])),
+            Ok(Bytes::from(vec![1u8; WRITE_CHUNK])),
+            Ok(Bytes::from(vec![2u8; WRITE_CHUNK])),
         ];
-        let err = store.put(body(big), CHUNK as u64 + 1).await.unwrap_err();
+        let err = store
+            .put(body(big), WRITE_CHUNK as u64 + 1)
+            .await
+            .unwrap_err();
         assert!(matches!(err, MediaError::TooLarge { .. }));
         let broken = vec![
-            Ok(Bytes::from(vec![1u8; 2 * CHUNK])),
+            Ok(Bytes::from(vec![1u8; 2 * WRITE_CHUNK])),
             Err(io::Error::new(
                 io::ErrorKind::ConnectionReset,
                 "client went away",
