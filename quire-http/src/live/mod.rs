@@ -64,12 +64,13 @@ pub fn router() -> Router<AppState> {
 
 /// quire's WebSocket settings: a small read buffer (clients send little; most connections are
 /// idle, and tungstenite allocates and zero-fills the whole buffer up front: its default
-/// 128 KiB would dominate their memory; 128 bytes reads a 4 KiB message in 32 calls), no write
+/// 128 KiB would dominate their memory; 64 bytes take a typical subscribe message in one or two
+/// reads and a 4 KiB message, the largest accepted, in 64), no write
 /// buffering (each frame goes straight to the socket), and a message size limit. The Autobahn
 /// echo peer (`examples/ws_echo.rs`) uses the same settings.
 pub fn configure_upgrade(upgrade: WebSocketUpgrade, max_message_bytes: usize) -> WebSocketUpgrade {
     upgrade
-        .read_buffer_size(128)
+        .read_buffer_size(64)
         .write_buffer_size(0)
         .max_message_size(max_message_bytes)
         .max_frame_size(max_message_bytes)
