@@ -151,6 +151,87 @@ if ! kill -0 "$quire_pid" 2>/dev/null; then
     exit 1
 fi
 
+# --- Stall isolation: a storm of logins (argon2) and writes while cached reads and the
+# liveness probe are measured in open loops at the same time.
+echo "== stall isolation" >&2
+login='{"user":{"email":"user2@example.com","password":"password-bench"}}'
+printf '%s' "$login" >"$work/login.json"
+printf '%s' '{"comment":{"body":"a comment written under load"}}' >"$work/comment.json"
+json=(--header "Content-Type: application/json")
+storm=$(( ${duration%s} + 4 ))s
+taskset -c 1 "$bench" load --url "http://127.0.0.1:$quire_port/api/users/login" --method POST     --body-file "$work/login.json" "${json[@]}" --connections 32 --duration "$storm" --warmup 0s     --json >"$work/storm-logins.json" &
+storm_logins=$!
+taskset -c 1 "$bench" load --url "http://127.0.0.1:$quire_port/api/articles/article-7/comments"     --method POST --body-file "$work/comment.json" "${json[@]}" --header "$auth" --connections 16     --duration "$storm" --warmup 0s --json >"$work/storm-writes.json" &
+storm_writes=$!
+sleep 2
+taskset -c 1 "$bench" load --url "http://127.0.0.1:$quire_port/api/articles/article-123"     --rate 1000 --connections 50 --duration "$duration" --warmup 0s --json >"$work/stall-reads.json" &
+reads_pid=$!
+taskset -c 1 "$bench" load --url "http://127.0.0.1:$quire_port/health/live"     --rate 200 --connections 10 --duration "$duration" --warmup 0s --json >"$work/stall-live.json"
+wait "$reads_pid" "$storm_logins" "$storm_writes"
+
+# --- Durable writes: 64 clients adding comments; then kill -9 and count what survived.
+echo "== durable writes" >&2
+comments_before=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from comments").fetchone()[0])' "$db")
+taskset -c 1 "$bench" load --url "http://127.0.0.1:$quire_port/api/articles/article-1/comments"     --method POST --body-file "$work/comment.json" "${json[@]}" --header "$auth" --connections 64     --duration "$duration" --warmup 0s --server-pid "$quire_pid" --json >"$work/writes.json"
+kill -9 "$quire_pid"
+wait "$quire_pid" 2>/dev/null || true
+quire_pid=
+comments_after=$(python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute("select count(*) from comments").fetchone()[0]); assert c.execute("pragma integrity_check").fetchone()[0] == "ok"' "$db")
+
+# --- Start-up: exec to /health/ready on the seeded database, and idle RSS.
+echo "== start-up" >&2
+startup=$(python3 - "$quire" "$db" <<'PY'
+import http.client, json, subprocess, sys, time
+quire, db = sys.argv[1], sys.argv[2]
+best, rss = None, None
+for _ in range(5):
+    start = time.monotonic()
+    proc = subprocess.Popen(["taskset", "-c", "0", quire, "--database", f"sqlite://{db}",
+                             "--listen", "127.0.0.1:18089", "--log-format", "json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", 18089, timeout=1)
+            conn.request("GET", "/health/ready")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.001)
+    ms = (time.monotonic() - start) * 1000
+    best = ms if best is None else min(best, ms)
+    time.sleep(1)
+    rss = int(next(l for l in open(f"/proc/{proc.pid}/status") if l.startswith("VmRSS:")).split()[1]) / 1024
+    proc.terminate()
+    proc.wait()
+print(json.dumps({"ready_ms": best, "idle_rss_mb": rss}))
+PY
+)
+python3 - "$work" "$comments_before" "$comments_after" "$startup" <<'PY' >"$work/extra.md"
+import json, sys
+work, before, after, startup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+load = lambda name: json.load(open(f"{work}/{name}.json"))
+reads, live, logins, writes = load("stall-reads"), load("stall-live"), load("storm-logins"), load("storm-writes")
+durable = load("writes")
+errors = durable["errors"]
+acked = durable["responses"] - errors["status_4xx"] - errors["status_5xx"]
+errors = ", ".join(f"{k} {v}" for k, v in errors.items())
+stored = after - before
+ok = lambda b: "met" if b else "**not met**"
+wps = acked / durable["duration_s"]
+print("<!-- extra:begin -->")
+print("## Writes, stalls and start-up")
+print()
+print("| scenario | measured | goal | met |")
+print("|---|---|---|---|")
+print(f"| durable writes: 64 clients adding comments for {durable['duration_s']:.0f} s, then `kill -9` | {wps:.0f} acknowledged writes/s ({acked} acknowledged, errors {errors}); {stored} stored after the kill, integrity check ok; server CPU {durable['server_cpu']['us_per_request']:.1f} µs/write | ≥ 5,000 acknowledged writes/s, none lost | {ok(wps >= 5000 and stored >= acked)} |")
+print(f"| stall isolation: cached article reads at 1,000/s while 32 clients log in (argon2) and 16 write comments | reads p99 {reads['latency_us']['p99']/1000:.1f} ms ({reads['responses']} responses); logins {logins['rps']:.0f}/s, writes {writes['rps']:.0f}/s | p99 ≤ 20 ms | {ok(reads['latency_us']['p99'] <= 20000)} |")
+print(f"| stall isolation: `/health/live` at 200/s during the same storm | p99 {live['latency_us']['p99']/1000:.1f} ms ({live['responses']} responses) | p99 ≤ 10 ms | {ok(live['latency_us']['p99'] <= 10000)} |")
+print(f"| start-up on the seeded database | exec to `/health/ready` 200 in {startup['ready_ms']:.0f} ms (best of 5); idle RSS {startup['idle_rss_mb']:.1f} MB | < 100 ms; idle RSS < 20 MB | {ok(startup['ready_ms'] < 100)} / {ok(startup['idle_rss_mb'] < 20)} |")
+print("\nCommands: see `scripts/bench.sh` (sections *stall isolation*, *durable writes*, *start-up*); open loops count latency from each request's intended send time.")
+print("<!-- extra:end -->")
+PY
+
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== writing $out" >&2
 counts=${seed_line#*: }
@@ -162,5 +243,17 @@ counts=${seed_line#*: }
     --dataset "$scale scale (QUIRE_BENCH_SCALE=$scale): $counts; every user's password is \`password-bench\`" \
     --setup "quire started as \`$quire_cmd\` (logs to a file; default settings otherwise), \`quire-bench hello\` likewise on core 0 at port $hello_port, one server loaded at a time; the load generator pinned with \`taskset -c 1\`; closed loop, $connections keep-alive connections unless stated, $duration measured after $warmup of warm-up (5s before the $many-connection runs); load average (1, 5, 15 min) $load_before before the runs, $load_after after, a sign of other work sharing the machine" \
     >"$work/report.md"
+# Keep the sections other scripts write (media, live connections), and add this run's extras.
+if [ -f "$out" ]; then
+    python3 - "$out" >>"$work/report.md" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+for name in ("media", "ws"):
+    m = re.search(rf"<!-- {name}:begin -->.*?<!-- {name}:end -->", text, flags=re.S)
+    if m:
+        print("\n" + m.group(0))
+PY
+fi
+{ echo; cat "$work/extra.md"; } >>"$work/report.md"
 mv "$work/report.md" "$out"
 echo "== done: $out" >&2
