@@ -215,24 +215,23 @@ impl App {
 
     pub async fn favorite(&self, viewer: &Viewer, slug: &str) -> AppResult<ArticleRecord> {
         let slug = slug_in_path(slug)?;
-        let article = self
-            .store
-            .favorite(viewer.id(), &slug)
-            .await?
-            .ok_or(AppError::NotFound("article"))?;
-        self.cache.articles.invalidate(&article.id).await;
-        self.forget_viewer(viewer.id()).await;
-        self.publish_article(EventKind::FavoriteChanged, &article);
-        Ok(article)
+        let article = self.store.favorite(viewer.id(), &slug).await?;
+        self.favorite_changed(viewer, article).await
     }
 
     pub async fn unfavorite(&self, viewer: &Viewer, slug: &str) -> AppResult<ArticleRecord> {
         let slug = slug_in_path(slug)?;
-        let article = self
-            .store
-            .unfavorite(viewer.id(), &slug)
-            .await?
-            .ok_or(AppError::NotFound("article"))?;
+        let article = self.store.unfavorite(viewer.id(), &slug).await?;
+        self.favorite_changed(viewer, article).await
+    }
+
+    /// After a favorite or unfavorite: forget the stale count and flags, tell live clients.
+    async fn favorite_changed(
+        &self,
+        viewer: &Viewer,
+        article: Option<ArticleRecord>,
+    ) -> AppResult<ArticleRecord> {
+        let article = article.ok_or(AppError::NotFound("article"))?;
         self.cache.articles.invalidate(&article.id).await;
         self.forget_viewer(viewer.id()).await;
         self.publish_article(EventKind::FavoriteChanged, &article);

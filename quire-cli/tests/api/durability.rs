@@ -2,17 +2,14 @@
 //! stream of writes, and tokens stay valid across restarts. The process-level tests run the
 //! real `quire` binary.
 
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use crate::support::TestApp;
+use crate::support::{TestApp, spawn_quire};
 
 #[tokio::test]
 async fn a_restart_keeps_data_and_tokens_valid() {
@@ -34,47 +31,6 @@ async fn a_restart_keeps_data_and_tokens_valid() {
     );
 }
 
-/// A `quire` process and the address it logged.
-struct QuireProcess {
-    child: Child,
-    base: String,
-}
-
-async fn spawn_quire(dir: &Path) -> QuireProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(["--argon2-memory-kib", "1024", "--argon2-iterations", "1"])
-        .arg("--database")
-        .arg(format!("sqlite://{}", dir.join("quire.db").display()))
-        .env("RUST_LOG", "warn,quire_cli=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn quire");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let address = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let Ok(log) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if log["message"] == "quire listening" {
-                return log["address"].as_str().unwrap().to_owned();
-            }
-        }
-        panic!("quire exited before listening");
-    })
-    .await
-    .expect("quire started");
-    // Keep draining its output so the process never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    QuireProcess {
-        child,
-        base: format!("http://{address}"),
-    }
-}
-
 async fn register(client: &reqwest::Client, base: &str, name: &str) -> String {
     let response = client
         .post(format!("{base}/api/users"))
@@ -93,7 +49,7 @@ async fn register(client: &reqwest::Client, base: &str, name: &str) -> String {
 #[tokio::test]
 async fn kill_9_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
-    let mut quire = spawn_quire(dir.path()).await;
+    let mut quire = spawn_quire(dir.path(), &[]).await;
     let client = reqwest::Client::new();
     let token = register(&client, &quire.base, "writer").await;
 
@@ -145,7 +101,7 @@ async fn kill_9_loses_no_acknowledged_write() {
         acknowledged.len()
     );
 
-    let quire = spawn_quire(dir.path()).await;
+    let quire = spawn_quire(dir.path(), &[]).await;
     let (status, body) = get(&client, &quire.base, "/api/articles?limit=1", None).await;
     assert_eq!(status, StatusCode::OK);
     let stored = body["articlesCount"].as_u64().unwrap();
@@ -179,7 +135,7 @@ async fn get(
 #[tokio::test]
 async fn sigterm_drains_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut quire = spawn_quire(dir.path()).await;
+    let mut quire = spawn_quire(dir.path(), &[]).await;
     let client = reqwest::Client::new();
     register(&client, &quire.base, "jake").await;
     let pid = quire.child.id().unwrap().to_string();

@@ -3,50 +3,18 @@
 //! test fails when its resident memory grows by more than twice the goal per connection.
 //! `scripts/bench-ws.sh` measures the goal itself at 18,000 connections.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::support::spawn_quire;
 
 /// Twice the goal: allocator noise must not fail CI, a regression to tungstenite's
 /// defaults (about 130 KiB) or a doubled session must.
 const LIMIT_BYTES_PER_CONNECTION: u64 = 4096;
 const WARM_UP: usize = 500;
 const MEASURED: usize = 3_000;
-
-async fn spawn_quire(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(["--live-max-per-ip", "100000"])
-        .arg("--database")
-        .arg(format!("sqlite://{}", dir.join("quire.db").display()))
-        .env("RUST_LOG", "warn,quire_cli=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn quire");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let address = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let Ok(log) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if log["message"] == "quire listening" {
-                return log["address"].as_str().unwrap().to_owned();
-            }
-        }
-        panic!("quire exited before listening");
-    })
-    .await
-    .expect("quire started");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, address)
-}
 
 fn rss_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -101,7 +69,8 @@ async fn an_idle_subscriber_costs_at_most_twice_the_goal() {
         open_file_limit()
     );
     let dir = tempfile::tempdir().unwrap();
-    let (child, address) = spawn_quire(dir.path()).await;
+    let quire = spawn_quire(dir.path(), &["--live-max-per-ip", "100000"]).await;
+    let (child, address) = (quire.child, quire.address);
     let pid = child.id().unwrap();
 
     // The first connections grow the allocator's arenas and tokio's slabs: not measured.

@@ -3,13 +3,16 @@
 //! users and articles the way a client would.
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use quire_cli::Settings;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -209,4 +212,52 @@ pub fn assert_timestamp(text: &Value) {
         .map(|c| if c.is_ascii_digit() { '9' } else { c })
         .collect::<String>();
     assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{text}");
+}
+
+/// A `quire` process and the address it logged.
+pub struct QuireProcess {
+    pub child: Child,
+    /// `http://ADDRESS`
+    pub base: String,
+    /// `ADDRESS` (`127.0.0.1:PORT`)
+    pub address: String,
+}
+
+/// Runs the real `quire` binary on a database in `dir` (cheap password hashing, JSON logs),
+/// with `extra` flags, and waits until it logs its address.
+pub async fn spawn_quire(dir: &Path, extra: &[&str]) -> QuireProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--argon2-memory-kib", "1024", "--argon2-iterations", "1"])
+        .args(extra)
+        .arg("--database")
+        .arg(format!("sqlite://{}", dir.join("quire.db").display()))
+        .env("RUST_LOG", "warn,quire_cli=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn quire");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let address = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let Ok(log) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if log["message"] == "quire listening" {
+                return log["address"].as_str().unwrap().to_owned();
+            }
+        }
+        panic!("quire exited before listening");
+    })
+    .await
+    .expect("quire started");
+    // Keep draining its output so the process never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    QuireProcess {
+        child,
+        base: format!("http://{address}"),
+        address,
+    }
 }
