@@ -101,6 +101,7 @@ import json, sys
 work, out, goal = sys.argv[1], sys.argv[2], int(sys.argv[3])
 q = json.load(open(f"{work}/quire-ws.json"))
 p = json.load(open(f"{work}/peer-ws.json"))
+hold_note = "" if q["hold_secs"] >= 300 else ", shorter than the issue's 5 minutes"
 l = json.load(open(f"{work}/load.json"))
 f = q["fan_out"]
 kib = lambda b: f"{b / 1024:.2f} KiB ({b:.0f} B)"
@@ -128,7 +129,7 @@ lines = [
  "|---|---|---|",
  f"| ≤ 2 KiB server RSS per idle subscribed connection ({q['connected']} connections) | {kib(q['server_rss_per_connection'])} | {met(q['server_rss_per_connection'] <= goal)} |",
  f"| {l['rate']:.0f} GET/s open loop beside them: p99 ≤ 20 ms | p99 {p99_ms:.2f} ms, {l['responses']} responses, {load_errors} errors | {met(p99_ms <= 20 and load_errors == 0)} |",
- f"| zero connections lost over the hold ({q['hold_secs']:.0f} s, bounded; not the issue's 5 minutes) | {q['lost']} lost, {q['connect_failed']} failed to connect | {met(q['lost'] == 0 and q['connect_failed'] == 0)} |",
+ f"| zero connections lost over the hold ({q['hold_secs']:.0f} s{hold_note}) | {q['lost']} lost, {q['connect_failed']} failed to connect | {met(q['lost'] == 0 and q['connect_failed'] == 0)} |",
  f"| one event reaches all subscribers within 200 ms p99 of its write's response | {f['delivered']} of {f['subscribers']}; p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, max {f['max_ms']:.1f} ms | {met(f['delivered'] == f['subscribers'] and f['p99_ms'] <= 200)} |",
  "",
  "## quire vs the axum peer, per idle connection",
