@@ -80,6 +80,11 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
 
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// `https://blog.example.com`; `*` allows any origin; empty (the default) allows none.
+    #[arg(long, env = "QUIRE_CORS_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_origins: Vec<String>,
+
     /// Most client connections open at once; beyond it new ones wait in the listen backlog.
     #[arg(
         long,

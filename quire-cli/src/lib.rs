@@ -106,6 +106,7 @@ pub async fn serve(
         state.clone(),
         &HttpConfig {
             max_body_bytes: settings.max_body_bytes,
+            cors_origins: settings.cors_origins.clone(),
         },
     );
     let engine = ServeConfig {

@@ -28,12 +28,15 @@ pub use error::ApiError;
 pub struct HttpConfig {
     /// Largest request body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Origins allowed to call the API from browsers (CORS); `*` allows any; empty: none.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 2 * 1024 * 1024,
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -1,16 +1,21 @@
 //! Cross-cutting layers around every route: request ids (taken from `X-Request-Id` or made,
 //! and echoed back), one log line per request inside a span carrying that id, the request
-//! body limit, and panics turned into the API's JSON 500 instead of a dropped connection.
+//! body limit, panics turned into the API's JSON 500 instead of a dropped connection,
+//! compression (gzip, brotli, zstd as the client accepts) of JSON and HTML bodies over 1 KiB
+//! only (never media, event streams or small answers), and CORS for configured origins.
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
-use axum::http::{HeaderName, Request, Response};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response, header};
 use axum::response::IntoResponse;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{Predicate, SizeAbove};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -18,6 +23,40 @@ use tracing::Span;
 use crate::{ApiError, HttpConfig};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Compress JSON and HTML of at least 1 KiB; everything else (media, SSE, metrics) as is.
+#[derive(Debug, Clone, Copy)]
+struct TextBodies;
+
+impl Predicate for TextBodies {
+    fn should_compress<B: http_body::Body>(&self, response: &Response<B>) -> bool {
+        let text = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"));
+        text && SizeAbove::new(1024).should_compress(response)
+    }
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([REQUEST_ID])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
 
 pub fn wrap(router: Router, config: &HttpConfig) -> Router {
     let trace = TraceLayer::new_for_http()
@@ -54,7 +93,9 @@ pub fn wrap(router: Router, config: &HttpConfig) -> Router {
         .layer(trace)
         .layer(CatchPanicLayer::custom(|_panic| {
             ApiError::internal("handler panicked").into_response()
-        }));
+        }))
+        .option_layer(cors(&config.cors_origins))
+        .layer(CompressionLayer::new().compress_when(TextBodies));
     router
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn(crate::metrics::track))

@@ -155,3 +155,93 @@ async fn metrics_are_labelled_by_route_not_path() {
         "raw paths leak into labels"
     );
 }
+
+#[tokio::test]
+async fn large_json_is_compressed_small_answers_and_media_are_not() {
+    let app = TestApp::start().await;
+    let jake = app.register("jake").await;
+    for i in 0..10 {
+        app.create_article(&jake, &format!("compressible {i}"), &["t"])
+            .await;
+    }
+    let get = |path: String, encoding: &'static str| {
+        app.client
+            .get(app.url(&path))
+            .header("Accept-Encoding", encoding)
+            .send()
+    };
+    for encoding in ["gzip", "br", "zstd"] {
+        let response = get("/api/articles".into(), encoding).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-encoding"], encoding);
+        assert_eq!(response.headers()["content-type"], "application/json");
+    }
+    let identity = get("/api/articles".into(), "identity").await.unwrap();
+    assert!(identity.headers().get("content-encoding").is_none());
+    let small = get("/api/tags".into(), "gzip").await.unwrap();
+    assert!(
+        small.headers().get("content-encoding").is_none(),
+        "tiny bodies stay as they are"
+    );
+
+    let upload = app
+        .client
+        .post(app.url("/api/media"))
+        .header("Authorization", format!("Token {jake}"))
+        .header("Content-Type", "text/plain")
+        .body("x".repeat(100_000))
+        .send()
+        .await
+        .unwrap();
+    let media: serde_json::Value = upload.json().await.unwrap();
+    let id = media["media"]["id"].as_str().unwrap().to_owned();
+    let download = get(format!("/media/{id}"), "gzip").await.unwrap();
+    assert!(
+        download.headers().get("content-encoding").is_none(),
+        "media is never compressed"
+    );
+    assert_eq!(download.bytes().await.unwrap().len(), 100_000);
+}
+
+#[tokio::test]
+async fn cors_answers_configured_origins_only() {
+    let app = TestApp::start_with(|s| s.cors_origins = vec!["https://blog.example".into()]).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/articles"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://blog.example").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://blog.example"
+    );
+    let methods = allowed.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(methods.contains("POST"), "{methods}");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    let plain = TestApp::start().await;
+    let response = plain
+        .client
+        .get(plain.url("/api/tags"))
+        .header("Origin", "https://blog.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
