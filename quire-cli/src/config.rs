@@ -85,6 +85,11 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_CORS_ORIGINS", value_delimiter = ',', global = true)]
     pub cors_origins: Vec<String>,
 
+    /// Longest a request may take to be answered (media transfers and live connections are
+    /// exempt); past it the client gets 503, e.g. 30s.
+    #[arg(long, env = "QUIRE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub request_timeout: Duration,
+
     /// Most client connections open at once; beyond it new ones wait in the listen backlog.
     #[arg(
         long,

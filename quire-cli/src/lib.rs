@@ -107,6 +107,7 @@ pub async fn serve(
         &HttpConfig {
             max_body_bytes: settings.max_body_bytes,
             cors_origins: settings.cors_origins.clone(),
+            request_timeout: settings.request_timeout,
         },
     );
     let engine = ServeConfig {

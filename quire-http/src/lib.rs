@@ -30,6 +30,9 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Origins allowed to call the API from browsers (CORS); `*` allows any; empty: none.
     pub cors_origins: Vec<String>,
+    /// Longest a request may take to be answered (streams excepted: media bodies and live
+    /// connections run as long as their clients keep up); past it, 503.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for HttpConfig {
@@ -37,6 +40,7 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 2 * 1024 * 1024,
             cors_origins: Vec::new(),
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

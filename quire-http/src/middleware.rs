@@ -9,7 +9,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
-use axum::http::{HeaderName, HeaderValue, Method, Request, Response, header};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::IntoResponse;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -58,6 +59,26 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
+/// Whether `path` streams for as long as its client wants (no overall deadline).
+fn streams(path: &str) -> bool {
+    path.starts_with("/api/media") || path.starts_with("/media/") || path.starts_with("/api/live")
+}
+
+/// Answers 503 when a handler has not answered within `limit`; its work is dropped.
+async fn deadline(limit: Duration, request: Request<Body>, next: Next) -> Response<Body> {
+    if streams(request.uri().path()) {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(limit_ms = limit.as_millis() as u64, "request timed out");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "request", "took too long")
+                .into_response()
+        }
+    }
+}
+
 pub fn wrap(router: Router, config: &HttpConfig) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request<Body>| {
@@ -96,8 +117,12 @@ pub fn wrap(router: Router, config: &HttpConfig) -> Router {
         }))
         .option_layer(cors(&config.cors_origins))
         .layer(CompressionLayer::new().compress_when(TextBodies));
+    let request_timeout = config.request_timeout;
     router
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            deadline(request_timeout, request, next)
+        }))
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(layers)
 }

@@ -245,3 +245,36 @@ async fn cors_answers_configured_origins_only() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn requests_past_the_timeout_get_503_and_streams_are_exempt() {
+    // 5 ms: probes answer well within it; a registration with production-strength password
+    // hashing (tens of milliseconds) cannot.
+    let app = TestApp::start_with(|s| {
+        s.request_timeout = Duration::from_millis(5);
+        s.argon2_memory_kib = 19 * 1024;
+        s.argon2_iterations = 2;
+    })
+    .await;
+    assert_eq!(app.get("/health/live", None).await.0, StatusCode::OK);
+    let (status, body) = app
+        .post(
+            "/api/users",
+            None,
+            json!({"user": {"username": "slow", "email": "slow@example.com", "password": "password-slow"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body, json!({"errors": {"request": ["took too long"]}}));
+    // Live connections are not cut by the request deadline.
+    let url = format!("{}/api/live", app.base.replace("http://", "ws://"));
+    let (mut ws, response) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(response.status(), 101);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"action":"subscribe","tag":["x"]}"#,
+    ))
+    .await
+    .unwrap();
+}
