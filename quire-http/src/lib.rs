@@ -116,6 +116,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         .nest("/api", api)
         .merge(routes::health::router())
         .merge(routes::media::public_router())
+        .merge(routes::web::router())
         .route("/metrics", axum::routing::get(metrics::render))
         .fallback(routes::fallback::not_found)
         .method_not_allowed_fallback(routes::fallback::method_not_allowed)

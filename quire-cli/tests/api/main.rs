@@ -13,3 +13,4 @@ mod profiles;
 mod serving;
 mod support;
 mod users;
+mod web;

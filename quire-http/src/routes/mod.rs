@@ -9,3 +9,4 @@ pub mod media;
 pub mod profiles;
 pub mod tags;
 pub mod users;
+pub mod web;

@@ -1,0 +1,99 @@
+//! The server-rendered blog pages: content, escaping, security headers.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn home_and_article_pages_render_escaped_html() {
+    let app = TestApp::start().await;
+    let jake = app.register("jake").await;
+    let (status, _) = app
+        .post(
+            "/api/articles",
+            Some(&jake),
+            json!({"article": {"title": "Hello <b>world</b>", "description": "a \"quoted\" description",
+                   "body": "<script>alert(1)</script>\nsecond line", "tagList": ["rust"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let home = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
+    assert_eq!(home.headers()["content-type"], "text/html; charset=utf-8");
+    let csp = home.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert_eq!(home.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(home.headers()["x-frame-options"], "DENY");
+    let html = home.text().await.unwrap();
+    assert!(html.contains("Hello &lt;b&gt;world&lt;/b&gt;"), "{html}");
+    assert!(html.contains("a &quot;quoted&quot; description"));
+    assert!(
+        html.contains("href=\"/articles/hello-b-world-b\""),
+        "{html}"
+    );
+    assert!(!html.contains("<b>world"));
+
+    let page = app
+        .client
+        .get(app.url("/articles/hello-b-world-b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"));
+    assert!(html.contains("by jake"));
+
+    let missing = app
+        .client
+        .get(app.url("/articles/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.text().await.unwrap().contains("Not found"));
+}
+
+#[tokio::test]
+async fn home_pages_through_older_articles() {
+    let app = TestApp::start().await;
+    let jake = app.register("jake").await;
+    for i in 0..25 {
+        app.create_article(&jake, &format!("post {i}"), &[]).await;
+    }
+    let first = app
+        .client
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        first.contains("post 24") && !first.contains("post 4<"),
+        "newest 20 first"
+    );
+    assert!(first.contains("href=\"/?page=2\""));
+    let second = app
+        .client
+        .get(app.url("/?page=2"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(second.contains("post 0<") && second.contains("href=\"/?page=1\""));
+    let junk = app.client.get(app.url("/?page=abc")).send().await.unwrap();
+    assert_eq!(junk.status(), StatusCode::OK);
+}
