@@ -127,9 +127,14 @@ pub async fn serve(
     let draining = state.draining.clone();
     let shutdown = async move {
         shutdown.await;
+        quire_serve::systemd::stopping();
         draining.start();
         tracing::info!("shutting down");
     };
+    quire_serve::systemd::ready();
+    if let Some(period) = quire_serve::systemd::spawn_watchdog() {
+        tracing::info!(?period, "systemd watchdog pings enabled");
+    }
     let grace = engine.shutdown_grace;
     quire_serve::serve(listener, router, engine, shutdown).await;
     // WebSocket sessions outlive their HTTP connection's tracking; they were told to close

@@ -6,6 +6,8 @@
 //! mechanism: stop accepting, let in-flight requests finish within a grace period, then close
 //! what remains. Knows nothing of blogs; must not import anything quire-specific.
 
+pub mod systemd;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;

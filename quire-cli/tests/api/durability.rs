@@ -151,3 +151,46 @@ async fn sigterm_drains_and_exits_0() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn systemd_hears_ready_watchdog_pings_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let socket_env = socket_path.to_str().unwrap().to_owned();
+    let mut quire = crate::support::spawn_quire_with_env(
+        dir.path(),
+        &[],
+        &[("NOTIFY_SOCKET", &socket_env), ("WATCHDOG_USEC", "200000")],
+    )
+    .await;
+    let mut seen = Vec::new();
+    let receive_until = async |wanted: &str, seen: &mut Vec<String>| {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            let mut buf = [0u8; 256];
+            loop {
+                let n = socket.recv(&mut buf).await.unwrap();
+                let message = String::from_utf8_lossy(&buf[..n]).to_string();
+                seen.push(message.clone());
+                if message.contains(wanted) {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {wanted} from quire; got {seen:?}"));
+    };
+    receive_until("READY=1", &mut seen).await;
+    // Pings every 100 ms (half of WatchdogSec=200 ms): several within half a second.
+    receive_until("WATCHDOG=1", &mut seen).await;
+    receive_until("WATCHDOG=1", &mut seen).await;
+    let pid = quire.child.id().unwrap().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    receive_until("STOPPING=1", &mut seen).await;
+    let status = quire.child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(0));
+}

@@ -226,7 +226,17 @@ pub struct QuireProcess {
 /// Runs the real `quire` binary on a database in `dir` (cheap password hashing, JSON logs),
 /// with `extra` flags, and waits until it logs its address.
 pub async fn spawn_quire(dir: &Path, extra: &[&str]) -> QuireProcess {
+    spawn_quire_with_env(dir, extra, &[]).await
+}
+
+/// [`spawn_quire`] with extra environment variables.
+pub async fn spawn_quire_with_env(
+    dir: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> QuireProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
+        .envs(env.iter().copied())
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(["--argon2-memory-kib", "1024", "--argon2-iterations", "1"])
         .args(extra)
