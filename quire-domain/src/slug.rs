@@ -22,7 +22,11 @@ impl Slug {
                 continue;
             }
             let hyphen = pending_hyphen && !slug.is_empty();
-            let lower = c.to_lowercase();
+            // Lower-casing can add combining marks ('İ' becomes "i\u{307}"): keep letters only.
+            let lower: Vec<char> = c.to_lowercase().filter(|l| l.is_alphanumeric()).collect();
+            if lower.is_empty() {
+                continue;
+            }
             let added = usize::from(hyphen) + lower.len();
             if chars + added > SLUG_BASE_MAX {
                 break;
@@ -74,6 +78,7 @@ mod tests {
             ("  Hello, World!  ", "hello-world"),
             ("Rust 2024 -- what's new?", "rust-2024-what-s-new"),
             ("Ünïcode Tïtle", "ünïcode-tïtle"),
+            ("İstanbul", "istanbul"),
             ("!!!", "article"),
             ("", "article"),
         ];

@@ -91,4 +91,20 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn partial_ranges_stay_inside_the_content(header in "\\PC{0,40}", size in 0u64..10_000) {
+            if let Partial(range) = RangeRequest::parse(Some(&header), size) {
+                proptest::prop_assert!(range.start < range.end && range.end <= size);
+            }
+        }
+
+        #[test]
+        fn well_formed_ranges_are_honoured(start in 0u64..20_000, len in 1u64..5_000, size in 1u64..10_000) {
+            let header = format!("bytes={}-{}", start, start + len - 1);
+            let expected = if start >= size { Unsatisfiable } else { Partial(start..(start + len).min(size)) };
+            proptest::prop_assert_eq!(RangeRequest::parse(Some(&header), size), expected);
+        }
+    }
 }
