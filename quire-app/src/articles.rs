@@ -14,7 +14,7 @@ use crate::live::topics_of;
 use crate::{App, AppError, AppResult, ArticleQuery, NewArticleInput, UpdateArticleInput, Viewer};
 
 /// A slug from a URL; one that cannot exist is simply not found.
-fn slug_in_path(raw: &str) -> AppResult<Slug> {
+pub(crate) fn slug_in_path(raw: &str) -> AppResult<Slug> {
     Slug::parse(raw).ok_or(AppError::NotFound("article"))
 }
 

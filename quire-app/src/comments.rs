@@ -1,16 +1,13 @@
 //! Comments on articles: list, add, delete (by their author only).
 
-use quire_domain::{CommentBody, CommentId, FieldError, Slug};
+use quire_domain::{CommentBody, CommentId, FieldError};
 use quire_store::CommentRecord;
 
 use quire_events::Event;
 
+use crate::articles::slug_in_path;
 use crate::live::{comment_snapshot, topics_of};
 use crate::{App, AppError, AppResult, NewCommentInput, Viewer};
-
-fn slug_in_path(raw: &str) -> AppResult<Slug> {
-    Slug::parse(raw).ok_or(AppError::NotFound("article"))
-}
 
 impl App {
     pub async fn comments(
@@ -42,7 +39,7 @@ impl App {
             .await?
             .ok_or(AppError::NotFound("article"))?;
         // The article may be deleted meanwhile; then nobody needs the event.
-        if let Some(article) = self.store.article(&slug, None).await? {
+        if let Ok(article) = self.article(slug.as_str(), None).await {
             self.events.publish(Event::comment_created(
                 topics_of(&article),
                 comment_snapshot(&comment),
@@ -58,9 +55,7 @@ impl App {
             .parse::<i64>()
             .map(CommentId)
             .map_err(|_| AppError::NotFound("comment"))?;
-        let Some(article) = self.store.article(&slug, None).await? else {
-            return Err(AppError::NotFound("article"));
-        };
+        let article = self.article(slug.as_str(), None).await?;
         let comment = self
             .store
             .comment(&slug, id, None)

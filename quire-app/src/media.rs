@@ -105,15 +105,19 @@ impl App {
         Ok(self.store.create_media(media).await?)
     }
 
-    pub async fn media(&self, id: &str) -> AppResult<MediaDownload> {
+    /// The record an id from a URL names; malformed ids are simply not found.
+    async fn media_record(&self, id: &str) -> AppResult<MediaRecord> {
         if !is_media_id(id) {
             return Err(AppError::NotFound("media"));
         }
-        let media = self
-            .store
+        self.store
             .media(id)
             .await?
-            .ok_or(AppError::NotFound("media"))?;
+            .ok_or(AppError::NotFound("media"))
+    }
+
+    pub async fn media(&self, id: &str) -> AppResult<MediaDownload> {
+        let media = self.media_record(id).await?;
         let Some(blob) = self.blobs.open(&media.sha256).await? else {
             tracing::error!(id, sha256 = media.sha256, "media row without its blob");
             return Err(AppError::NotFound("media"));
@@ -122,14 +126,7 @@ impl App {
     }
 
     pub async fn delete_media(&self, viewer: &Viewer, id: &str) -> AppResult<()> {
-        if !is_media_id(id) {
-            return Err(AppError::NotFound("media"));
-        }
-        let media = self
-            .store
-            .media(id)
-            .await?
-            .ok_or(AppError::NotFound("media"))?;
+        let media = self.media_record(id).await?;
         if media.uploader != viewer.id() {
             return Err(AppError::Forbidden("media"));
         }

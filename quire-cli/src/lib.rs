@@ -37,10 +37,14 @@ async fn open_store(
     Ok((url, store))
 }
 
-fn token_secret(settings: &Settings, url: &DatabaseUrl) -> anyhow::Result<Vec<u8>> {
+async fn token_secret(settings: &Settings, url: &DatabaseUrl) -> anyhow::Result<Vec<u8>> {
     match (&settings.jwt_secret, url) {
         (Some(secret), _) => secret::given(secret),
-        (None, DatabaseUrl::Sqlite(path)) => secret::load_or_create(&secret::secret_path(path)),
+        (None, DatabaseUrl::Sqlite(path)) => {
+            // File I/O stays off the async worker threads.
+            let path = secret::secret_path(path);
+            tokio::task::spawn_blocking(move || secret::load_or_create(&path)).await?
+        }
         (None, DatabaseUrl::Postgres(_)) => {
             anyhow::bail!("--jwt-secret is required with a shared database")
         }
@@ -61,7 +65,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let (url, store) = open_store(&settings).await?;
-    let tokens = TokenKeys::new(&token_secret(&settings, &url)?, settings.token_ttl);
+    let tokens = TokenKeys::new(&token_secret(&settings, &url).await?, settings.token_ttl);
     let passwords = PasswordHasher::new(PasswordHashing {
         memory_kib: settings.argon2_memory_kib,
         iterations: settings.argon2_iterations,

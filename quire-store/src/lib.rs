@@ -62,13 +62,6 @@ pub trait Store: Send + Sync + 'static {
     /// Ids of the users `follower` follows.
     async fn following_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>>;
 
-    /// Articles matching `filter`, newest first, without bodies; the count is of all matches.
-    async fn list_articles(
-        &self,
-        filter: ArticleFilter,
-        page: Page,
-        viewer: Option<UserId>,
-    ) -> StoreResult<ArticleList>;
     /// One page of article ids matching `filter`, newest first, and the count of all matches.
     async fn article_ids(
         &self,

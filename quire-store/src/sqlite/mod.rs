@@ -117,17 +117,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_articles(
-        &self,
-        filter: ArticleFilter,
-        page: Page,
-        viewer: Option<UserId>,
-    ) -> StoreResult<ArticleList> {
-        self.pool
-            .read(move |conn| queries::list_articles(conn, &filter, page, viewer))
-            .await
-    }
-
     async fn article_ids(
         &self,
         filter: ArticleFilter,

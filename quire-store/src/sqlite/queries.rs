@@ -304,48 +304,6 @@ fn article_by_id(
         .optional()?)
 }
 
-/// Runs one page of a list query and its total, for a `WHERE` clause over `articles a`.
-fn article_page(
-    conn: &Connection,
-    where_clause: &str,
-    params: &[(&str, &dyn ToSql)],
-    page: Page,
-    viewer: Option<UserId>,
-) -> StoreResult<ArticleList> {
-    let count_sql = format!("SELECT count(*) FROM articles a WHERE {where_clause}");
-    let total: i64 = conn
-        .prepare_cached(&count_sql)?
-        .query_row(params, |row| row.get(0))?;
-    if total == 0 || page.offset >= total as u64 {
-        return Ok(ArticleList {
-            articles: Vec::new(),
-            total: total.max(0) as u64,
-        });
-    }
-    let list_sql = format!(
-        "SELECT {} FROM articles a JOIN users u ON u.id = a.author_id WHERE {where_clause}
-         ORDER BY a.id DESC LIMIT :limit OFFSET :offset",
-        article_columns(false)
-    );
-    let viewer = viewer.map(|v| v.0);
-    let limit = i64::from(page.limit);
-    let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
-    let mut all: Vec<(&str, &dyn ToSql)> = params.to_vec();
-    all.extend([
-        (":viewer", &viewer as &dyn ToSql),
-        (":limit", &limit as &dyn ToSql),
-        (":offset", &offset as &dyn ToSql),
-    ]);
-    let articles = conn
-        .prepare_cached(&list_sql)?
-        .query_map(all.as_slice(), article_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(ArticleList {
-        articles,
-        total: total as u64,
-    })
-}
-
 /// The `WHERE` clause and parameters of a filtered list.
 fn filter_clause(filter: &ArticleFilter) -> (String, Vec<(&'static str, &dyn ToSql)>) {
     let mut clauses = vec!["1 = 1"];
@@ -366,16 +324,6 @@ fn filter_clause(filter: &ArticleFilter) -> (String, Vec<(&'static str, &dyn ToS
         params.push((":fan", fan));
     }
     (clauses.join(" AND "), params)
-}
-
-pub fn list_articles(
-    conn: &Connection,
-    filter: &ArticleFilter,
-    page: Page,
-    viewer: Option<UserId>,
-) -> StoreResult<ArticleList> {
-    let (clause, params) = filter_clause(filter);
-    article_page(conn, &clause, &params, page, viewer)
 }
 
 /// Count and page queries for one filter. Single filters get index-only forms (the count of
