@@ -156,15 +156,7 @@ async fn a_dashboard_abandoned_by_its_client_stops_its_remaining_work() {
     )
     .await;
     app.get("/api/profiles/jake", None).await;
-    let before = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let before = app.text("/metrics").await;
 
     let flood: Vec<_> = (0..300)
         .map(|_| {
@@ -185,15 +177,7 @@ async fn a_dashboard_abandoned_by_its_client_stops_its_remaining_work() {
         .collect();
     // Wait until the flood is queued in the server.
     for _ in 0..200 {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.text("/metrics").await;
         if metric(&text, "http_requests_in_flight") >= 100.0 {
             break;
         }
@@ -210,15 +194,7 @@ async fn a_dashboard_abandoned_by_its_client_stops_its_remaining_work() {
         request.await.unwrap();
     }
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let after = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let after = app.text("/metrics").await;
     let abandoned =
         metric(&after, "dashboard_abandoned_total") - metric(&before, "dashboard_abandoned_total");
     assert!(

@@ -137,6 +137,12 @@ impl TestApp {
         (status, json)
     }
 
+    /// GETs `path` and returns the body as text (HTML pages, `/metrics`).
+    pub async fn text(&self, path: &str) -> String {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
         self.call(Method::GET, path, token, None).await
     }

@@ -70,29 +70,13 @@ async fn home_pages_through_older_articles() {
     for i in 0..25 {
         app.create_article(&jake, &format!("post {i}"), &[]).await;
     }
-    let first = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let first = app.text("/").await;
     assert!(
         first.contains("post 24") && !first.contains("post 4<"),
         "newest 20 first"
     );
     assert!(first.contains("href=\"/?page=2\""));
-    let second = app
-        .client
-        .get(app.url("/?page=2"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let second = app.text("/?page=2").await;
     assert!(second.contains("post 0<") && second.contains("href=\"/?page=1\""));
     let junk = app.client.get(app.url("/?page=abc")).send().await.unwrap();
     assert_eq!(junk.status(), StatusCode::OK);
