@@ -45,6 +45,15 @@ pub struct Settings {
     )]
     pub listen: SocketAddr,
 
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded with the
+    /// key on SIGHUP without dropping connections.
+    #[arg(long, env = "QUIRE_TLS_CERT", requires = "tls_key", global = true)]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "QUIRE_TLS_KEY", requires = "tls_cert", global = true)]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Database URL: sqlite://PATH (created and migrated on start).
     #[arg(
         long,
@@ -85,6 +94,72 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_CORS_ORIGINS", value_delimiter = ',', global = true)]
     pub cors_origins: Vec<String>,
 
+    /// Requests per second allowed from one client IP (0 turns the limit off); past it, 429.
+    #[arg(
+        long,
+        env = "QUIRE_RATE_LIMIT_IP",
+        default_value_t = 100,
+        global = true
+    )]
+    pub rate_limit_ip: u32,
+
+    /// Requests one client IP may send at once on top of its rate.
+    #[arg(
+        long,
+        env = "QUIRE_RATE_LIMIT_IP_BURST",
+        default_value_t = 200,
+        global = true
+    )]
+    pub rate_limit_ip_burst: u32,
+
+    /// Requests per second allowed for one signed-in user, whatever its IP (0: off).
+    #[arg(
+        long,
+        env = "QUIRE_RATE_LIMIT_USER",
+        default_value_t = 50,
+        global = true
+    )]
+    pub rate_limit_user: u32,
+
+    /// Requests one signed-in user may send at once on top of its rate.
+    #[arg(
+        long,
+        env = "QUIRE_RATE_LIMIT_USER_BURST",
+        default_value_t = 100,
+        global = true
+    )]
+    pub rate_limit_user_burst: u32,
+
+    /// Sign-ins and registrations per minute allowed from one client IP (0: off): the
+    /// strict limit against password guessing.
+    #[arg(
+        long,
+        env = "QUIRE_RATE_LIMIT_AUTH",
+        default_value_t = 10,
+        global = true
+    )]
+    pub rate_limit_auth: u32,
+
+    /// Sign-ins and registrations one client IP may send at once.
+    #[arg(
+        long,
+        env = "QUIRE_RATE_LIMIT_AUTH_BURST",
+        default_value_t = 10,
+        global = true
+    )]
+    pub rate_limit_auth_burst: u32,
+
+    /// Proxies (addresses or networks, comma-separated, e.g. `127.0.0.1,10.0.0.0/8`) whose
+    /// `X-Forwarded-For` names the client; from anyone else the header is ignored. Set this
+    /// behind a load balancer, or every client shares the balancer's limits.
+    #[arg(
+        long,
+        env = "QUIRE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<String>,
+
     /// Longest a request may take to be answered (media transfers and live connections are
     /// exempt); past it the client gets 503, e.g. 30s.
     #[arg(long, env = "QUIRE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
@@ -98,6 +173,32 @@ pub struct Settings {
         global = true
     )]
     pub max_connections: usize,
+
+    /// Most connections open at once from one IP address (trusted proxies exempt); past
+    /// it new connections from that address are answered 503 and closed.
+    #[arg(
+        long,
+        env = "QUIRE_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 1_000,
+        global = true
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Pending connections the kernel may queue before quire accepts them (the system's
+    /// `net.core.somaxconn` caps it).
+    #[arg(
+        long,
+        env = "QUIRE_LISTEN_BACKLOG",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub listen_backlog: u32,
+
+    /// Bind `--listen` with SO_REUSEPORT, so a new quire can start on the same address
+    /// before the old one stops (zero-downtime restarts; see the README). Ignored when a
+    /// listening socket is inherited through LISTEN_FDS.
+    #[arg(long, env = "QUIRE_REUSE_PORT", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub reuse_port: bool,
 
     /// Longest a client may take to send request headers, e.g. 10s.
     #[arg(long, env = "QUIRE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
@@ -114,6 +215,11 @@ pub struct Settings {
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish, e.g. 10s.
     #[arg(long, env = "QUIRE_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_grace: Duration,
+
+    /// While draining, how long connections are still served (each HTTP/1.1 answer then
+    /// closes its connection, so clients leave cleanly) before idle ones are closed, e.g. 1s.
+    #[arg(long, env = "QUIRE_DRAIN_LINGER", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
+    pub drain_linger: Duration,
 
     /// How often live connections are pinged; a client that misses two pongs is closed.
     #[arg(long, env = "QUIRE_LIVE_PING_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]

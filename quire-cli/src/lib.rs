@@ -13,10 +13,14 @@ use anyhow::Context;
 use quire_app::{
     App, AppParts, CacheSettings, InProcessBus, PasswordHasher, PasswordHashing, TokenKeys,
 };
+use quire_http::client_ip::TrustedProxies;
 use quire_http::live::LiveConfig;
+use quire_http::rate_limit::{Rate, RateLimitConfig, RateLimits};
 use quire_http::{AppState, HttpConfig};
 use quire_media::FsBlobStore;
 use quire_serve::ServeConfig;
+use quire_serve::listener::ListenOptions;
+use quire_serve::tls::{Tls, TlsFiles};
 use quire_store::{DatabaseUrl, sqlite::SqliteOptions};
 use tokio::net::TcpListener;
 
@@ -49,6 +53,46 @@ async fn token_secret(settings: &Settings, url: &DatabaseUrl) -> anyhow::Result<
             anyhow::bail!("--jwt-secret is required with a shared database")
         }
     }
+}
+
+fn rate_limits(settings: &Settings) -> anyhow::Result<RateLimitConfig> {
+    Ok(RateLimitConfig {
+        per_ip: Rate::per_second(settings.rate_limit_ip, settings.rate_limit_ip_burst),
+        per_user: Rate::per_second(settings.rate_limit_user, settings.rate_limit_user_burst),
+        auth: Rate::per_minute(settings.rate_limit_auth, settings.rate_limit_auth_burst),
+        trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?,
+    })
+}
+
+/// The TLS acceptor when `--tls-cert`/`--tls-key` are given; SIGHUP reloads the pair.
+async fn tls(settings: &Settings) -> anyhow::Result<Option<Tls>> {
+    let (Some(cert), Some(key)) = (settings.tls_cert.clone(), settings.tls_key.clone()) else {
+        return Ok(None);
+    };
+    let http2 = settings.http2;
+    let files = TlsFiles { cert, key };
+    // Reading the files is blocking I/O.
+    let tls = tokio::task::spawn_blocking(move || Tls::new(files, http2))
+        .await?
+        .context("cannot load the TLS certificate")?;
+    let reloader = tls.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot watch SIGHUP; the certificate will not be reloaded");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match reloader.reload().await {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS certificate not reloaded; keeping the old one")
+                }
+            }
+        }
+    });
+    Ok(Some(tls))
 }
 
 /// `quire migrate`: brings the database schema up to date and returns.
@@ -103,7 +147,10 @@ pub async fn serve(
         max_connections: settings.live_max_connections,
         max_per_ip: settings.live_max_per_ip,
     };
-    let state = AppState::new(Arc::new(app), live);
+    let mut state = AppState::new(Arc::new(app), live);
+    let rate_limits_config = rate_limits(&settings)?;
+    state.rate_limits = RateLimits::new(rate_limits_config.clone());
+    state.rate_limits.spawn_housekeeping();
     quire_http::metrics::recorder();
     quire_http::metrics::spawn_lag_probe();
     let router = quire_http::router(
@@ -119,11 +166,16 @@ pub async fn serve(
         keep_alive: settings.keep_alive,
         http2: settings.http2,
         max_connections: settings.max_connections,
+        max_connections_per_ip: settings.max_connections_per_ip,
+        per_ip_exempt: rate_limits_config.trusted_proxies.networks().to_vec(),
         shutdown_grace: settings.shutdown_grace,
+        drain_linger: settings.drain_linger,
+        tls: tls(&settings).await?,
     };
     let address = listener.local_addr()?;
     tracing::info!(
         %address,
+        tls = engine.tls.is_some(),
         store = %settings.database,
         version = env!("CARGO_PKG_VERSION"),
         "quire listening"
@@ -156,9 +208,16 @@ pub async fn serve(
 
 /// `quire serve`: binds `--listen` and serves until SIGTERM or SIGINT.
 pub async fn serve_until_signal(settings: Settings) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(settings.listen)
-        .await
+    let options = ListenOptions {
+        address: settings.listen,
+        backlog: settings.listen_backlog,
+        reuse_port: settings.reuse_port,
+    };
+    let (listener, inherited) = quire_serve::listener::listen(options)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    if inherited {
+        tracing::info!("serving on the listening socket passed in LISTEN_FDS");
+    }
     serve(settings, listener, shutdown_signal()).await
 }
 

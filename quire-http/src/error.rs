@@ -16,6 +16,8 @@ use serde_json::{Map, Value, json};
 pub struct ApiError {
     status: StatusCode,
     errors: Vec<(String, String)>,
+    /// Seconds for `Retry-After` (429 and 503; 503 defaults to 1).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
         Self {
             status,
             errors: vec![(field.into(), message.into())],
+            retry_after: None,
         }
     }
 
@@ -50,6 +53,7 @@ impl ApiError {
                     messages.iter().map(move |m| (field.to_owned(), m.clone()))
                 })
                 .collect(),
+            retry_after: None,
         }
     }
 
@@ -61,6 +65,21 @@ impl ApiError {
             "server",
             "internal error",
         )
+    }
+
+    /// 429: a rate limit refused the request; `retry_after` whole seconds until it may.
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate",
+            format!("limit exceeded, retry in {retry_after} s"),
+        )
+        .retry_after(retry_after)
+    }
+
+    fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn status(&self) -> StatusCode {
@@ -123,8 +142,9 @@ impl IntoResponse for ApiError {
             StatusCode::UNAUTHORIZED => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
             }
-            StatusCode::SERVICE_UNAVAILABLE => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                let seconds = self.retry_after.unwrap_or(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             _ => {}
         }

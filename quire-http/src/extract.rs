@@ -57,7 +57,7 @@ impl From<QueryRejection> for ApiError {
 }
 
 /// The token of an `Authorization: Token <jwt>` or `Bearer <jwt>` header, if any.
-fn token_from(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
+pub(crate) fn token_from(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };

@@ -5,12 +5,14 @@
 //! never touches the store, cache or event bus directly; it talks to `quire_app::App` only.
 //! Every error becomes the RealWorld body in one place, [`error`].
 
+pub mod client_ip;
 pub mod error;
 mod extract;
 pub mod live;
 pub mod metrics;
 mod middleware;
 mod range;
+pub mod rate_limit;
 mod routes;
 mod views;
 
@@ -87,6 +89,8 @@ pub struct AppState {
     /// Upgraded WebSocket sessions, which outlive their HTTP request: shutdown waits for
     /// them (after they have been told to close) as it waits for requests.
     pub sessions: TaskTracker,
+    /// Request rate limits and the trusted proxies that name client IPs (none by default).
+    pub rate_limits: Arc<rate_limit::RateLimits>,
 }
 
 impl AppState {
@@ -98,6 +102,7 @@ impl AppState {
             live_clock: Arc::new(live::LiveClock::new(live.ping_interval)),
             live: Arc::new(live),
             sessions: TaskTracker::new(),
+            rate_limits: rate_limit::RateLimits::new(rate_limit::RateLimitConfig::default()),
         }
     }
 }
@@ -120,6 +125,6 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         .route("/metrics", axum::routing::get(metrics::render))
         .fallback(routes::fallback::not_found)
         .method_not_allowed_fallback(routes::fallback::method_not_allowed)
-        .with_state(state);
-    middleware::wrap(app, config)
+        .with_state(state.clone());
+    middleware::wrap(app, state, config)
 }

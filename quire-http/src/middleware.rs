@@ -2,7 +2,8 @@
 //! and echoed back), one log line per request inside a span carrying that id, the request
 //! body limit, panics turned into the API's JSON 500 instead of a dropped connection,
 //! compression (gzip, brotli, zstd as the client accepts) of JSON and HTML bodies over 1 KiB
-//! only (never media, event streams or small answers), and CORS for configured origins.
+//! only (never media, event streams or small answers), CORS for configured origins, and the
+//! rate limits of [`crate::rate_limit`] (inside the metrics layer, so 429s are counted).
 
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::{ApiError, HttpConfig};
+use crate::{ApiError, AppState, HttpConfig};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -79,7 +80,7 @@ async fn deadline(limit: Duration, request: Request<Body>, next: Next) -> Respon
     }
 }
 
-pub fn wrap(router: Router, config: &HttpConfig) -> Router {
+pub fn wrap(router: Router, state: AppState, config: &HttpConfig) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request<Body>| {
             let request_id = request
@@ -123,6 +124,10 @@ pub fn wrap(router: Router, config: &HttpConfig) -> Router {
         .layer(axum::middleware::from_fn(move |request, next| {
             deadline(request_timeout, request, next)
         }))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::rate_limit::enforce,
+        ))
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(layers)
 }

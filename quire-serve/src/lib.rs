@@ -5,31 +5,43 @@
 //! knowledge) and a ceiling on open connections are settings, and shutdown is a designed
 //! mechanism: stop accepting, let in-flight requests finish within a grace period, then close
 //! what remains. Knows nothing of blogs; must not import anything quire-specific.
+//!
+//! Draining is built for restarts without a failed request: once it starts, every HTTP/1.1
+//! response says `Connection: close`, so busy keep-alive clients leave after an answer
+//! instead of racing a close; only connections still open after [`ServeConfig::drain_linger`]
+//! are shut (HTTP/2 with GOAWAY). With an inherited listening socket the replacement process
+//! accepts from the same queue meanwhile (see [`listener`]).
 
+pub mod listener;
+pub mod per_ip;
 pub mod systemd;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response, Version, header};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use ipnet::IpNet;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::{Service, ServiceExt};
+
+use crate::per_ip::PerIpLimit;
 
 /// The address of the client a request came from, put in every request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
 /// How the engine treats connections.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeConfig {
     /// Longest time a client may take to send a request's headers (slow-header defence).
     pub header_read_timeout: Duration,
@@ -40,8 +52,18 @@ pub struct ServeConfig {
     /// Most connections open at once; past it the engine stops accepting until one closes
     /// (new clients wait in the kernel's backlog instead of being dropped).
     pub max_connections: usize,
+    /// Most connections open at once from one IP address; past it new ones from that
+    /// address are answered 503 and closed at once.
+    pub max_connections_per_ip: usize,
+    /// Networks exempt from the per-IP ceiling (the proxies in front of the server).
+    pub per_ip_exempt: Vec<IpNet>,
     /// How long shutdown waits for in-flight requests before closing connections.
     pub shutdown_grace: Duration,
+    /// Serve HTTPS with this certificate instead of cleartext.
+    pub tls: Option<tls::Tls>,
+    /// While draining, how long connections keep being served (each HTTP/1.1 answer closing
+    /// its connection) before idle ones are shut; capped by `shutdown_grace`.
+    pub drain_linger: Duration,
 }
 
 impl Default for ServeConfig {
@@ -51,7 +73,11 @@ impl Default for ServeConfig {
             keep_alive: true,
             http2: true,
             max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            per_ip_exempt: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
+            drain_linger: Duration::from_secs(1),
+            tls: None,
         }
     }
 }
@@ -73,14 +99,17 @@ pub async fn serve<S, B>(
     B: http_body::Body<Data = hyper::body::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let protocols = Protocols::new(&config);
+    let protocols = Arc::new(Protocols::new(&config));
     let max_connections = config
         .max_connections
         .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let permits = Arc::new(Semaphore::new(max_connections));
+    let per_ip = PerIpLimit::new(config.max_connections_per_ip, config.per_ip_exempt.clone());
+    let linger = config.drain_linger.min(config.shutdown_grace);
     // Every connection task watches this; sending on it asks each to finish its in-flight
     // request and close. The connection semaphore doubles as the count of open connections.
     let (drain, draining) = watch::channel(());
+    let closing = Arc::new(AtomicBool::new(false));
     tokio::pin!(shutdown);
 
     loop {
@@ -104,55 +133,50 @@ pub async fn serve<S, B>(
             },
             () = &mut shutdown => break,
         };
+        let Some(ip_guard) = per_ip.admit(peer.ip()) else {
+            refuse(stream, peer);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let service = service
-            .clone()
-            .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(PeerAddr(peer));
-                request
-            });
-        let io = TokioIo::new(stream);
-        let service = TowerToHyperService::new(service);
-        let mut draining = draining.clone();
-        // The arms differ only in the connection's type.
-        macro_rules! run_connection {
-            ($connection:expr) => {{
-                let connection = $connection;
-                metrics::counter!("http_connections_total").increment(1);
-                metrics::gauge!("http_connections_open").increment(1.0);
-                tokio::spawn(async move {
-                    tokio::pin!(connection);
-                    let result = tokio::select! {
-                        result = connection.as_mut() => result,
-                        _ = draining.changed() => {
-                            connection.as_mut().graceful_shutdown();
-                            connection.await
-                        }
-                    };
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let service = ConnectionService {
+            inner: service.clone(),
+            peer,
+            closing: closing.clone(),
+            hsts: config.tls.is_some(),
+        };
+        let connection = Connection {
+            protocols: protocols.clone(),
+            draining: draining.clone(),
+            linger,
+            peer,
+        };
+        let tls = config.tls.clone();
+        let handshake_timeout = config.header_read_timeout;
+        metrics::counter!("http_connections_total").increment(1);
+        metrics::gauge!("http_connections_open").increment(1.0);
+        tokio::spawn(async move {
+            match tls {
+                None => connection.serve(TokioIo::new(stream), service).await,
+                Some(tls) => {
+                    // The handshake counts against the header-read timeout: a client that
+                    // opens a connection and says nothing is dropped all the same.
+                    match tokio::time::timeout(handshake_timeout, tls.acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => connection.serve(TokioIo::new(stream), service).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
-                    metrics::gauge!("http_connections_open").decrement(1.0);
-                    drop(permit);
-                });
-            }};
-        }
-        match &protocols {
-            Protocols::Auto(builder) => {
-                run_connection!(
-                    builder
-                        .serve_connection_with_upgrades(io, service)
-                        .into_owned()
-                );
+                }
             }
-            Protocols::Http1Only(builder) => {
-                run_connection!(builder.serve_connection(io, service).with_upgrades());
-            }
-        }
+            metrics::gauge!("http_connections_open").decrement(1.0);
+            drop(ip_guard);
+            drop(permit);
+        });
     }
 
     drop(listener);
     tracing::info!("stopped accepting; draining connections");
+    closing.store(true, Ordering::Relaxed);
     let _ = drain.send(());
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     tokio::select! {
@@ -160,6 +184,124 @@ pub async fn serve<S, B>(
         () = tokio::time::sleep(config.shutdown_grace) => {
             tracing::warn!(grace = ?config.shutdown_grace, "grace period over; closing remaining connections");
         }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a connection's task needs besides its socket and service.
+struct Connection {
+    protocols: Arc<Protocols>,
+    draining: watch::Receiver<()>,
+    linger: Duration,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    /// Serves one connection (plain or TLS) until it closes or draining shuts it.
+    async fn serve<I, S, B>(mut self, io: TokioIo<I>, service: ConnectionService<S>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = hyper::body::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        // The arms differ only in the connection's type.
+        macro_rules! run {
+            ($connection:expr) => {{
+                let connection = $connection;
+                tokio::pin!(connection);
+                let result: Result<(), BoxError> = tokio::select! {
+                    result = connection.as_mut() => result.map_err(Into::into),
+                    _ = self.draining.changed() => {
+                        // Answers now close their connections; give busy clients a moment
+                        // to take theirs, then shut whatever is left.
+                        match tokio::time::timeout(self.linger, connection.as_mut()).await {
+                            Ok(result) => result.map_err(Into::into),
+                            Err(_) => {
+                                connection.as_mut().graceful_shutdown();
+                                connection.await.map_err(Into::into)
+                            }
+                        }
+                    }
+                };
+                result
+            }};
+        }
+        let result = match &*self.protocols {
+            Protocols::Auto(builder) => {
+                run!(builder.serve_connection_with_upgrades(io, service))
+            }
+            Protocols::Http1Only(builder) => {
+                run!(builder.serve_connection(io, service).with_upgrades())
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(peer = %self.peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// The answer to a connection over its address's ceiling, written if the socket takes it
+/// at once (it is new, so its send buffer is empty), then the connection is closed.
+const TOO_MANY_FROM_ADDRESS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 73\r\n\r\n\
+{\"errors\":{\"connections\":[\"too many open from this address, try later\"]}}";
+
+fn refuse(stream: TcpStream, peer: SocketAddr) {
+    metrics::counter!("http_connections_refused_total", "reason" => "per_ip").increment(1);
+    tracing::debug!(%peer, "connection refused: too many from this address");
+    let _ = stream.try_write(TOO_MANY_FROM_ADDRESS);
+}
+
+/// The per-connection service: puts the peer's address in each request and, once the
+/// server drains, marks HTTP/1 answers `Connection: close`.
+#[derive(Clone)]
+struct ConnectionService<S> {
+    inner: S,
+    peer: SocketAddr,
+    closing: Arc<AtomicBool>,
+    /// Over TLS: tell browsers to use HTTPS only from now on.
+    hsts: bool,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for ConnectionService<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<B>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Response<B>, Infallible>> + Send>>;
+
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(PeerAddr(self.peer));
+        let http1 = request.version() < Version::HTTP_2;
+        let closing = self.closing.clone();
+        let hsts = self.hsts;
+        let call = self.inner.clone().oneshot(request);
+        Box::pin(async move {
+            let mut response = call.await?;
+            if hsts {
+                response.headers_mut().insert(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static("max-age=31536000"),
+                );
+            }
+            if http1 && closing.load(Ordering::Relaxed) {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response)
+        })
     }
 }
 

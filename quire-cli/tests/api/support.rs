@@ -24,6 +24,10 @@ pub fn test_settings(dir: &Path) -> Settings {
     settings.argon2_memory_kib = 1024;
     settings.argon2_iterations = 1;
     settings.password_hash_concurrency = 4;
+    // Tests send many requests from one address; the limits have tests of their own.
+    settings.rate_limit_ip = 0;
+    settings.rate_limit_user = 0;
+    settings.rate_limit_auth = 0;
     settings
 }
 
@@ -241,10 +245,45 @@ pub async fn spawn_quire_with_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> QuireProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
+    start_quire(Command::new(env!("CARGO_BIN_EXE_quire")), dir, extra, env).await
+}
+
+/// [`spawn_quire`] serving on `socket`, inherited as systemd's socket activation passes it
+/// (descriptor 3, `LISTEN_FDS=1`).
+pub async fn spawn_quire_on(
+    socket: &std::net::TcpListener,
+    dir: &Path,
+    extra: &[&str],
+) -> QuireProcess {
+    use command_fds::{CommandFdExt, FdMapping};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quire"));
+    command
+        .fd_mappings(vec![FdMapping {
+            parent_fd: socket.try_clone().unwrap().into(),
+            child_fd: 3,
+        }])
+        .unwrap();
+    start_quire(command, dir, extra, &[("LISTEN_FDS", "1")]).await
+}
+
+async fn start_quire(
+    mut command: Command,
+    dir: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> QuireProcess {
+    let mut child = command
         .envs(env.iter().copied())
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(["--argon2-memory-kib", "1024", "--argon2-iterations", "1"])
+        .args([
+            "--rate-limit-ip",
+            "0",
+            "--rate-limit-user",
+            "0",
+            "--rate-limit-auth",
+            "0",
+        ])
         .args(extra)
         .arg("--database")
         .arg(format!("sqlite://{}", dir.join("quire.db").display()))

@@ -9,6 +9,8 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use quire_serve::PeerAddr;
 
+use crate::client_ip::ClientIp;
+
 use crate::ApiError;
 
 /// Counts of open live connections.
@@ -47,7 +49,11 @@ impl LiveLimits {
 
     /// Admits a connection from the request's peer, or answers 503.
     pub fn admit(self: &Arc<Self>, parts: &Parts) -> Result<LiveGuard, ApiError> {
-        let ip = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+        let ip = parts
+            .extensions
+            .get::<ClientIp>()
+            .map(|c| c.0)
+            .or_else(|| parts.extensions.get::<PeerAddr>().map(|p| p.0.ip()));
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let from_ip = ip.map_or(0, |ip| open.per_ip.get(&ip).copied().unwrap_or(0));
         if open.total >= self.max_total || from_ip >= self.max_per_ip {
