@@ -9,6 +9,7 @@ mod hello;
 mod load;
 mod media;
 mod report;
+mod restart_drill;
 mod seed;
 mod summary;
 mod ws;
@@ -40,6 +41,8 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Media scenarios: download vs nginx, upload vs an fsync'd copy, concurrency, aborts.
     Media(media::MediaArgs),
+    /// Restart quire repeatedly on one inherited socket under load; fail on any error.
+    RestartDrill(restart_drill::RestartDrillArgs),
     /// Write BENCHMARKS.md (on stdout) from the suite's JSON results.
     Report(report::ReportArgs),
     /// Open N idle WebSocket connections; report server memory per connection and fan-out.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Load(args) => load::run(args),
         Command::Seed(args) => seed::run(args),
         Command::Report(args) => report::run(args),
+        Command::RestartDrill(args) => restart_drill::run(args),
         Command::Media(args) => media::run(args),
         Command::Ws(args) => ws::run(args),
         Command::WsPeer { listen } => ws_peer::run(listen),
