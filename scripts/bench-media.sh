@@ -40,6 +40,7 @@ trap cleanup EXIT
 
 taskset -c 0 "$quire" --database "sqlite://$work/db" --media-dir "$work/media" \
     --listen "127.0.0.1:$port" --log-format json --max-media-bytes $((1024 * 1024 * 1024)) \
+    --rate-limit-ip 0 --rate-limit-user 0 --rate-limit-auth 0 \
     > "$work/quire.log" 2>&1 &
 quire_pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && break; sleep 0.1; done

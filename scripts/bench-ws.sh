@@ -49,9 +49,10 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== quire (core 0)" >&2
-quire_cmd="taskset -c 0 $quire --database sqlite://\$TMP/db --listen 127.0.0.1:$port --log-format json --live-max-per-ip 100000 --live-max-connections 100000"
+quire_cmd="taskset -c 0 $quire --database sqlite://\$TMP/db --listen 127.0.0.1:$port --log-format json --live-max-per-ip 100000 --live-max-connections 100000 --max-connections 100000 --max-connections-per-ip 100000 --rate-limit-ip 0 --rate-limit-user 0 --rate-limit-auth 0"
 taskset -c 0 "$quire" --database "sqlite://$work/db" --listen "127.0.0.1:$port" --log-format json \
-    --live-max-per-ip 100000 --live-max-connections 100000 >"$work/quire.log" 2>&1 &
+    --live-max-per-ip 100000 --live-max-connections 100000 --max-connections 100000 \
+    --max-connections-per-ip 100000 --rate-limit-ip 0 --rate-limit-user 0 --rate-limit-auth 0 >"$work/quire.log" 2>&1 &
 quire_pid=$!
 for _ in $(seq 1 100); do
     curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break

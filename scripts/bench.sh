@@ -63,8 +63,10 @@ echo "$seed_line" >&2
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== starting quire (core 0) and hello (core 0)" >&2
-quire_cmd="taskset -c 0 $quire --database sqlite://\$DB --listen 127.0.0.1:$quire_port --log-format json"
-taskset -c 0 "$quire" --database "sqlite://$db" --listen "127.0.0.1:$quire_port" --log-format json \
+# Benchmarks measure the server, not its abuse limits: rate limits off, ceilings above the load.
+unlimited="--rate-limit-ip 0 --rate-limit-user 0 --rate-limit-auth 0 --max-connections-per-ip 20000"
+quire_cmd="taskset -c 0 $quire --database sqlite://\$DB --listen 127.0.0.1:$quire_port --log-format json $unlimited"
+taskset -c 0 "$quire" --database "sqlite://$db" --listen "127.0.0.1:$quire_port" --log-format json $unlimited \
     >"$work/quire.log" 2>&1 &
 quire_pid=$!
 taskset -c 0 "$bench" hello --listen "127.0.0.1:$hello_port" >"$work/hello.out" 2>&1 &
