@@ -106,12 +106,18 @@ pub async fn run(id: usize, target: Arc<Target>, plan: Arc<Plan>, stats: Arc<Sta
             continue;
         };
 
-        let exchange = timeout(plan.timeout, exchange(sender, target.request()));
-        // The connection future does the actual reading and writing: poll it alongside.
-        let outcome = tokio::select! {
-            biased;
-            outcome = exchange => outcome,
-            _ = conn.as_mut() => Ok(Err(())),
+        // The connection future does the actual reading and writing: poll it alongside. It
+        // may finish first when the server answers with `Connection: close` (the response is
+        // already handed over by then) or drops the connection (the exchange then fails):
+        // either way the exchange says which.
+        let outcome = {
+            let mut exchange =
+                std::pin::pin!(timeout(plan.timeout, exchange(sender, target.request())));
+            tokio::select! {
+                biased;
+                outcome = &mut exchange => outcome,
+                _ = conn.as_mut() => exchange.await,
+            }
         };
         let done = Instant::now();
         let in_window = plan.in_window(done);
