@@ -200,9 +200,20 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_REUSE_PORT", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub reuse_port: bool,
 
-    /// Longest a client may take to send request headers, e.g. 10s.
+    /// Longest a client may take to send request headers, e.g. 10s; also how long an idle
+    /// HTTP/1.1 keep-alive connection stays open waiting for its next request.
     #[arg(long, env = "QUIRE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub header_read_timeout: Duration,
+
+    /// Longest a request body (an upload included) may send nothing; past it the request
+    /// fails (400 for uploads) and the connection closes, e.g. 30s.
+    #[arg(long, env = "QUIRE_BODY_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub body_read_timeout: Duration,
+
+    /// Longest quire's writes may stay blocked because a client stopped reading (a stalled
+    /// download); past it the connection is closed, e.g. 30s.
+    #[arg(long, env = "QUIRE_WRITE_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub write_stall_timeout: Duration,
 
     /// Keep HTTP/1.1 connections open between requests.
     #[arg(long, env = "QUIRE_KEEP_ALIVE", default_value_t = true, action = clap::ArgAction::Set, global = true)]

@@ -159,11 +159,13 @@ pub async fn serve(
             max_body_bytes: settings.max_body_bytes,
             cors_origins: settings.cors_origins.clone(),
             request_timeout: settings.request_timeout,
+            body_read_timeout: settings.body_read_timeout,
         },
     );
     let engine = ServeConfig {
         header_read_timeout: settings.header_read_timeout,
         keep_alive: settings.keep_alive,
+        write_stall_timeout: settings.write_stall_timeout,
         http2: settings.http2,
         max_connections: settings.max_connections,
         max_connections_per_ip: settings.max_connections_per_ip,

@@ -35,6 +35,9 @@ pub struct HttpConfig {
     /// Longest a request may take to be answered (streams excepted: media bodies and live
     /// connections run as long as their clients keep up); past it, 503.
     pub request_timeout: std::time::Duration,
+    /// Longest a request body may send nothing (uploads included); past it the request
+    /// fails and its connection closes.
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl Default for HttpConfig {
@@ -43,6 +46,7 @@ impl Default for HttpConfig {
             max_body_bytes: 2 * 1024 * 1024,
             cors_origins: Vec::new(),
             request_timeout: std::time::Duration::from_secs(30),
+            body_read_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

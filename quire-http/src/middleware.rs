@@ -19,6 +19,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutBody;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -63,6 +64,13 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 /// Whether `path` streams for as long as its client wants (no overall deadline).
 fn streams(path: &str) -> bool {
     path.starts_with("/api/media") || path.starts_with("/media/") || path.starts_with("/api/live")
+}
+
+/// Fails a request body that sends nothing for `limit` (a stalled uploader), so no request
+/// waits forever on its body; the handler sees a body error and answers 4xx.
+async fn body_read_deadline(limit: Duration, request: Request<Body>, next: Next) -> Response<Body> {
+    next.run(request.map(|body| Body::new(TimeoutBody::new(limit, body))))
+        .await
 }
 
 /// Answers 503 when a handler has not answered within `limit`; its work is dropped.
@@ -119,10 +127,14 @@ pub fn wrap(router: Router, state: AppState, config: &HttpConfig) -> Router {
         .option_layer(cors(&config.cors_origins))
         .layer(CompressionLayer::new().compress_when(TextBodies));
     let request_timeout = config.request_timeout;
+    let body_read_timeout = config.body_read_timeout;
     router
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn(move |request, next| {
             deadline(request_timeout, request, next)
+        }))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            body_read_deadline(body_read_timeout, request, next)
         }))
         .layer(axum::middleware::from_fn_with_state(
             state,

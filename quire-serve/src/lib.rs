@@ -14,6 +14,7 @@
 
 pub mod listener;
 pub mod per_ip;
+pub mod stall;
 pub mod systemd;
 pub mod tls;
 
@@ -35,6 +36,7 @@ use tokio::sync::{Semaphore, watch};
 use tower::{Service, ServiceExt};
 
 use crate::per_ip::PerIpLimit;
+use crate::stall::StallGuard;
 
 /// The address of the client a request came from, put in every request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,9 @@ pub struct ServeConfig {
     pub header_read_timeout: Duration,
     /// Keep HTTP/1.1 connections open between requests.
     pub keep_alive: bool,
+    /// Longest a write may stay blocked because the client stopped reading; past it the
+    /// connection is closed (slow-reader defence).
+    pub write_stall_timeout: Duration,
     /// Accept HTTP/2 over cleartext (prior knowledge) beside HTTP/1.1.
     pub http2: bool,
     /// Most connections open at once; past it the engine stops accepting until one closes
@@ -71,6 +76,7 @@ impl Default for ServeConfig {
         Self {
             header_read_timeout: Duration::from_secs(10),
             keep_alive: true,
+            write_stall_timeout: Duration::from_secs(30),
             http2: true,
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
@@ -138,6 +144,7 @@ pub async fn serve<S, B>(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let stream = StallGuard::new(stream, config.write_stall_timeout);
         let service = ConnectionService {
             inner: service.clone(),
             peer,

@@ -13,6 +13,7 @@ mod media;
 mod profiles;
 mod restart;
 mod serving;
+mod slow_clients;
 mod support;
 mod tls;
 mod users;
