@@ -9,6 +9,7 @@ mod errors;
 mod limits;
 mod live;
 mod live_memory;
+mod logs;
 mod media;
 mod profiles;
 mod restart;

@@ -231,6 +231,8 @@ pub struct QuireProcess {
     pub base: String,
     /// `ADDRESS` (`127.0.0.1:PORT`)
     pub address: String,
+    /// Every line it has logged so far (stdout).
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Runs the real `quire` binary on a database in `dir` (cheap password hashing, JSON logs),
@@ -273,6 +275,7 @@ async fn start_quire(
     env: &[(&str, &str)],
 ) -> QuireProcess {
     let mut child = command
+        .env("RUST_LOG", "warn,quire_cli=info")
         .envs(env.iter().copied())
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(["--argon2-memory-kib", "1024", "--argon2-iterations", "1"])
@@ -287,7 +290,6 @@ async fn start_quire(
         .args(extra)
         .arg("--database")
         .arg(format!("sqlite://{}", dir.join("quire.db").display()))
-        .env("RUST_LOG", "warn,quire_cli=info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -295,8 +297,10 @@ async fn start_quire(
         .expect("spawn quire");
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let address = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
+            logs.lock().unwrap().push(line.clone());
             let Ok(log) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
@@ -308,11 +312,17 @@ async fn start_quire(
     })
     .await
     .expect("quire started");
-    // Keep draining its output so the process never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // Keep reading its output so the process never blocks on a full pipe.
+    let kept = logs.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            kept.lock().unwrap().push(line);
+        }
+    });
     QuireProcess {
         child,
         base: format!("http://{address}"),
         address,
+        logs,
     }
 }
