@@ -2,10 +2,12 @@
 //!
 //! Hashing is deliberately slow (tens of milliseconds of CPU), so it runs on tokio's blocking
 //! pool and at most `concurrency` hashes run at once: a storm of logins queues here instead of
-//! starving every other request of CPU. A login for an unknown email still verifies against a
+//! starving every other request of CPU, and past `queue` waiting callers the next one is
+//! turned away at once ([`AppError::Overloaded`], 503) instead of waiting without bound. A login for an unknown email still verifies against a
 //! dummy hash, so response time does not reveal which emails have accounts.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -23,6 +25,8 @@ pub struct PasswordHashing {
     pub iterations: u32,
     /// Hashes allowed to run at once.
     pub concurrency: usize,
+    /// Callers allowed to wait for a turn; past it, [`AppError::Overloaded`].
+    pub queue: usize,
 }
 
 impl Default for PasswordHashing {
@@ -32,6 +36,7 @@ impl Default for PasswordHashing {
             memory_kib: 19 * 1024,
             iterations: 2,
             concurrency: 2,
+            queue: 256,
         }
     }
 }
@@ -41,6 +46,9 @@ impl Default for PasswordHashing {
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Callers waiting for a permit, against `queue`.
+    waiting: Arc<AtomicUsize>,
+    queue: usize,
     dummy_hash: Arc<str>,
 }
 
@@ -52,6 +60,8 @@ impl PasswordHasher {
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            queue: settings.queue,
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -83,14 +93,46 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> AppResult<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| AppError::Overloaded)?;
+        let _permit = match self.permits.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let _waiting = Waiting::join(&self.waiting, self.queue)?;
+                self.permits
+                    .acquire()
+                    .await
+                    .map_err(|_| AppError::Overloaded)?
+            }
+        };
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| AppError::Internal(format!("password task failed: {e}")))
+    }
+}
+
+/// A place in the queue for a hashing permit, given back on drop (also when the waiting
+/// request is abandoned).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn join(waiting: &'a AtomicUsize, queue: usize) -> AppResult<Self> {
+        let joined = waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < queue).then_some(n + 1)
+            })
+            .is_ok();
+        if !joined {
+            metrics::counter!("password_hash_shed_total").increment(1);
+            return Err(AppError::Overloaded);
+        }
+        metrics::gauge!("password_hash_waiting").increment(1.0);
+        Ok(Self(waiting))
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!("password_hash_waiting").decrement(1.0);
     }
 }
 
@@ -112,8 +154,44 @@ mod tests {
             memory_kib: 64,
             iterations: 1,
             concurrency: 2,
+            queue: 8,
         })
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn past_the_queue_callers_are_turned_away_at_once() {
+        let hasher = PasswordHasher::new(PasswordHashing {
+            memory_kib: 64,
+            iterations: 1,
+            concurrency: 1,
+            queue: 1,
+        })
+        .unwrap();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.run(move || gate.recv().is_ok()).await })
+        };
+        while hasher.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let queued = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.run(|| true).await })
+        };
+        while hasher.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            hasher.run(|| true).await,
+            Err(AppError::Overloaded)
+        ));
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().unwrap());
+        assert!(queued.await.unwrap().unwrap());
+        assert_eq!(hasher.waiting.load(Ordering::SeqCst), 0);
+        assert!(hasher.run(|| true).await.unwrap());
     }
 
     #[tokio::test]

@@ -311,6 +311,16 @@ pub struct Settings {
     )]
     pub password_hash_concurrency: usize,
 
+    /// Requests allowed to wait for a password-hashing turn; past it sign-ins and
+    /// registrations are answered 503 with Retry-After at once.
+    #[arg(
+        long,
+        env = "QUIRE_PASSWORD_HASH_QUEUE",
+        default_value_t = 256,
+        global = true
+    )]
+    pub password_hash_queue: usize,
+
     /// argon2id memory cost in KiB (OWASP: 19456).
     #[arg(long, env = "QUIRE_ARGON2_MEMORY_KIB", default_value_t = 19 * 1024, global = true)]
     pub argon2_memory_kib: u32,

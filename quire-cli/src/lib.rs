@@ -114,6 +114,7 @@ pub async fn serve(
         memory_kib: settings.argon2_memory_kib,
         iterations: settings.argon2_iterations,
         concurrency: settings.password_hash_concurrency,
+        queue: settings.password_hash_queue,
     })?;
     let media_dir = match (&settings.media_dir, &url) {
         (Some(dir), _) => dir.clone(),

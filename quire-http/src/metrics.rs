@@ -72,11 +72,24 @@ pub async fn track(request: Request, next: Next) -> Response {
 /// `GET /metrics`.
 pub async fn render(State(state): State<AppState>) -> Response {
     metrics::gauge!("live_connections_open").set(state.live_limits.open() as f64);
-    if let Some(rss) = resident_bytes() {
-        metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
-    }
-    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-        metrics::gauge!("process_open_fds").set(fds.count() as f64);
+    let runtime = tokio::runtime::Handle::current().metrics();
+    metrics::gauge!("runtime_alive_tasks").set(runtime.num_alive_tasks() as f64);
+    metrics::gauge!("runtime_global_queue_depth").set(runtime.global_queue_depth() as f64);
+    // /proc reads are file I/O: off the async threads like any other.
+    let process = tokio::task::spawn_blocking(|| {
+        let fds = std::fs::read_dir("/proc/self/fd")
+            .map(|fds| fds.count())
+            .ok();
+        (resident_bytes(), fds)
+    })
+    .await;
+    if let Ok((rss, fds)) = process {
+        if let Some(rss) = rss {
+            metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
+        }
+        if let Some(fds) = fds {
+            metrics::gauge!("process_open_fds").set(fds as f64);
+        }
     }
     (
         [(

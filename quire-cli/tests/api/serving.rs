@@ -122,10 +122,13 @@ async fn metrics_are_labelled_by_route_not_path() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
     app.create_article(&jake, "measured article", &[]).await;
-    assert_eq!(
-        app.get("/api/articles/measured-article", None).await.0,
-        StatusCode::OK
-    );
+    // Twice: a cache miss, then a hit.
+    for _ in 0..2 {
+        assert_eq!(
+            app.get("/api/articles/measured-article", None).await.0,
+            StatusCode::OK
+        );
+    }
     assert_eq!(
         app.get("/api/articles/no-such-thing", None).await.0,
         StatusCode::NOT_FOUND
@@ -138,7 +141,15 @@ async fn metrics_are_labelled_by_route_not_path() {
             .unwrap()
             .starts_with("text/plain")
     );
-    let text = response.text().await.unwrap();
+    let mut text = response.text().await.unwrap();
+    // The event-loop probe reports every 100 ms: give it its first period.
+    for _ in 0..20 {
+        if text.contains("runtime_event_loop_lag_seconds") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = app.text("/metrics").await;
+    }
     for needle in [
         r#"http_requests_total{method="GET",route="/api/articles/{slug}",status="200"}"#,
         r#"http_requests_total{method="GET",route="/api/articles/{slug}",status="404"}"#,
@@ -148,6 +159,14 @@ async fn metrics_are_labelled_by_route_not_path() {
         "process_resident_memory_bytes",
         "process_open_fds",
         "live_connections_open",
+        "http_requests_in_flight",
+        "cache_hits_total",
+        "cache_misses_total",
+        "store_queue_wait_seconds",
+        "store_queue_depth",
+        "runtime_event_loop_lag_seconds",
+        "runtime_alive_tasks",
+        "runtime_global_queue_depth",
     ] {
         assert!(text.contains(needle), "missing {needle} in:\n{text}");
     }
