@@ -1,6 +1,6 @@
 //! Nothing acknowledged is lost: across a graceful restart, across `kill -9` in the middle of a
 //! stream of writes, and tokens stay valid across restarts. The process-level tests run the
-//! real `quire` binary.
+//! real `quire` binary; a drain turns readiness 503 at once.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -192,5 +192,44 @@ async fn systemd_hears_ready_watchdog_pings_and_stopping() {
         .unwrap();
     receive_until("STOPPING=1", &mut seen).await;
     let status = quire.child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn readiness_turns_503_as_soon_as_a_drain_starts() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut quire = spawn_quire(dir.path(), &["--drain-linger", "3s"]).await;
+    // A connection open before the drain keeps being served during the linger.
+    let mut stream = tokio::net::TcpStream::connect(&quire.address)
+        .await
+        .unwrap();
+    let mut ask = async |path: &str| {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: quire\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = stream.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(ask("/health/ready").await.starts_with("HTTP/1.1 200"));
+    let pid = quire.child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = ask("/health/ready").await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("shutting down"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "draining answers close their connection: {answer}"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(15), quire.child.wait())
+        .await
+        .expect("quire exits after the drain")
+        .unwrap();
     assert_eq!(status.code(), Some(0));
 }
