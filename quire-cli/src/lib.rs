@@ -148,9 +148,12 @@ pub async fn serve(
         max_connections: settings.live_max_connections,
         max_per_ip: settings.live_max_per_ip,
     };
-    let mut state = AppState::new(Arc::new(app), live);
     let rate_limits_config = rate_limits(&settings)?;
-    state.rate_limits = RateLimits::new(rate_limits_config.clone());
+    let state = AppState::new(
+        Arc::new(app),
+        live,
+        RateLimits::new(rate_limits_config.clone()),
+    );
     state.rate_limits.spawn_housekeeping();
     quire_http::metrics::recorder();
     quire_http::metrics::spawn_lag_probe();

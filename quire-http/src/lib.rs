@@ -77,9 +77,13 @@ impl Draining {
     }
 }
 
-/// The state every handler receives: one cheap clone of shared handles.
+/// The state every handler receives: one pointer to the shared handles, so the clones axum
+/// makes per request (each middleware and handler takes its own) cost one atomic increment.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] points to.
+pub struct Shared {
     /// The use cases and their backends.
     pub app: Arc<App>,
     /// Set when shutdown begins.
@@ -93,21 +97,33 @@ pub struct AppState {
     /// Upgraded WebSocket sessions, which outlive their HTTP request: shutdown waits for
     /// them (after they have been told to close) as it waits for requests.
     pub sessions: TaskTracker,
-    /// Request rate limits and the trusted proxies that name client IPs (none by default).
+    /// Request rate limits and the trusted proxies that name client IPs.
     pub rate_limits: Arc<rate_limit::RateLimits>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
-    pub fn new(app: Arc<App>, live: live::LiveConfig) -> Self {
-        Self {
+    pub fn new(
+        app: Arc<App>,
+        live: live::LiveConfig,
+        rate_limits: Arc<rate_limit::RateLimits>,
+    ) -> Self {
+        Self(Arc::new(Shared {
             app,
             draining: Arc::new(Draining::default()),
             live_limits: live::LiveLimits::new(live.max_connections, live.max_per_ip),
             live_clock: Arc::new(live::LiveClock::new(live.ping_interval)),
             live: Arc::new(live),
             sessions: TaskTracker::new(),
-            rate_limits: rate_limit::RateLimits::new(rate_limit::RateLimitConfig::default()),
-        }
+            rate_limits,
+        }))
     }
 }
 
