@@ -6,7 +6,7 @@ use quire_cli::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    quire_cli::telemetry::init(cli.settings.log_format);
+    let _log = quire_cli::telemetry::init(cli.settings.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

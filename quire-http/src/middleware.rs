@@ -5,7 +5,7 @@
 //! only (never media, event streams or small answers), CORS for configured origins, and the
 //! rate limits of [`crate::rate_limit`] (inside the metrics layer, so 429s are counted).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -20,8 +20,7 @@ use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutBody;
-use tower_http::trace::TraceLayer;
-use tracing::Span;
+use tracing::Instrument;
 
 use crate::{ApiError, AppState, HttpConfig};
 
@@ -88,39 +87,43 @@ async fn deadline(limit: Duration, request: Request<Body>, next: Next) -> Respon
     }
 }
 
+/// Runs the request inside a span holding its id, so every line logged while serving it
+/// carries `request_id`, then logs one `request done` line. The span holds only the id:
+/// the JSON formatter re-reads span fields for every line, so the request's other facts go
+/// on the one line that needs them.
+async fn access_log(request: Request<Body>, next: Next) -> Response<Body> {
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let span = tracing::info_span!("request", request_id);
+    if span.is_disabled() || !tracing::enabled!(tracing::Level::INFO) {
+        return next.run(request).instrument(span).await;
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let start = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            path,
+            route = route.as_ref().map_or("-", MatchedPath::as_str),
+            status = response.status().as_u16(),
+            latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+            "request done"
+        );
+    });
+    response
+}
+
 pub fn wrap(router: Router, state: AppState, config: &HttpConfig) -> Router {
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|request: &Request<Body>| {
-            let request_id = request
-                .headers()
-                .get(&REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            let route = request
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("-", MatchedPath::as_str);
-            tracing::info_span!(
-                "request",
-                method = %request.method(),
-                path = %request.uri().path(),
-                route,
-                request_id,
-            )
-        })
-        .on_request(())
-        .on_response(|response: &Response<_>, latency: Duration, _span: &Span| {
-            tracing::info!(
-                status = response.status().as_u16(),
-                latency_ms = latency.as_secs_f64() * 1000.0,
-                "request done"
-            );
-        })
-        .on_failure(());
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(trace)
+        .layer(axum::middleware::from_fn(access_log))
         .layer(CatchPanicLayer::custom(|_panic| {
             ApiError::internal("handler panicked").into_response()
         }))
