@@ -54,6 +54,8 @@ pub struct Plan {
     pub timeout: Duration,
     /// Local addresses to bind, dealt round-robin over connections; empty = the kernel picks.
     pub source_ips: Vec<IpAddr>,
+    /// Requests after which the client closes a connection and opens another; 0 = never.
+    pub requests_per_connection: u64,
 }
 
 impl Plan {
@@ -71,6 +73,8 @@ type Connection = Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>;
 pub async fn run(id: usize, target: Arc<Target>, plan: Arc<Plan>, stats: Arc<Stats>) {
     let mut connection: Option<(SendRequest<Full<Bytes>>, Connection)> = None;
     let mut k = 0;
+    // Requests answered on the current connection.
+    let mut served: u64 = 0;
     loop {
         // Open loop: wait for the intended time, then measure from it even if we are late.
         // Closed loop: go now.
@@ -91,6 +95,7 @@ pub async fn run(id: usize, target: Arc<Target>, plan: Arc<Plan>, stats: Arc<Sta
         }
 
         if connection.is_none() {
+            served = 0;
             match timeout(plan.timeout, connect(&target, &plan, id)).await {
                 Ok(Ok(open)) => connection = Some(open),
                 Ok(Err(_)) | Err(_) => {
@@ -124,7 +129,10 @@ pub async fn run(id: usize, target: Arc<Target>, plan: Arc<Plan>, stats: Arc<Sta
         match outcome {
             Ok(Ok((status, keep_alive))) => {
                 stats.response(id, status, done - intended, in_window);
-                if !keep_alive {
+                served += 1;
+                let churn =
+                    plan.requests_per_connection > 0 && served >= plan.requests_per_connection;
+                if !keep_alive || churn {
                     connection = None;
                 }
             }

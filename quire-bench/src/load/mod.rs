@@ -64,6 +64,10 @@ pub struct LoadArgs {
     /// Loopback source addresses to spread connections over, e.g. 127.0.0.2,127.0.0.3.
     #[arg(long, value_delimiter = ',')]
     pub source_ips: Vec<IpAddr>,
+    /// Close each connection after this many requests and open a new one (connection
+    /// churn); 0 keeps connections for the whole run.
+    #[arg(long, default_value_t = 0)]
+    pub requests_per_connection: u64,
     /// Print the result as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -121,6 +125,7 @@ async fn drive(
         schedule,
         timeout: args.timeout,
         source_ips: args.source_ips.clone(),
+        requests_per_connection: args.requests_per_connection,
     });
     let target = Arc::new(target);
     let stats = Arc::new(Stats::new());
@@ -286,6 +291,7 @@ mod tests {
             server_pid: Some(std::process::id()),
             timeout: Duration::from_secs(2),
             source_ips,
+            requests_per_connection: 0,
             json: true,
         };
         let schedule = rate.map(|r| Schedule::new(r, connections).unwrap());

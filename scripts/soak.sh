@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Soak: quire under a steady mixed load with connection churn for a bounded time, sampled
+# every 10 s; fails unless memory and descriptors stay flat, no socket is left in
+# CLOSE_WAIT and no request fails.
+#
+#     bash scripts/soak.sh [MINUTES]        # default 30
+#
+# Load (all open loop, from quire-bench load pinned to core 1; quire on core 0):
+#   - 300 req/s of GET /api/articles?limit=20 on 32 keep-alive connections;
+#   - 200 req/s of GET /api/articles/article-123, a new connection for every request (churn);
+#   - 50 req/s of POST .../comments (durable writes, signed in).
+# Verdict ("flat"): after the first third (warm-up: caches and SQLite's page cache fill),
+# the highest RSS of the last third may exceed the highest of the middle third by at most
+# QUIRE_SOAK_RSS_SLACK_MB (4); the same for open descriptors with at most 16 more (the
+# churning connections in flight); CLOSE_WAIT sockets 0 at every sample; 0 failed requests.
+# Samples go to $QUIRE_SOAK_OUT (default target/soak.csv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+minutes=${1:-30}
+rss_slack_mb=${QUIRE_SOAK_RSS_SLACK_MB:-4}
+target_dir=${CARGO_TARGET_DIR:-target}
+out=${QUIRE_SOAK_OUT:-$target_dir/soak.csv}
+port=${QUIRE_SOAK_PORT:-18095}
+
+cargo build --release --locked -p quire-cli -p quire-bench >&2
+quire=$target_dir/release/quire
+bench=$target_dir/release/quire-bench
+pin_server=() pin_load=()
+if [ "$(nproc)" -ge 2 ]; then pin_server=(taskset -c 0) pin_load=(taskset -c 1); fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/quire-soak.XXXXXX")
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$quire" migrate --database "sqlite://$work/db" >/dev/null
+"$bench" seed --database "$work/db" --users 1000 --articles 10000 --favorites 50000 \
+    --follows 5000 --comments 10000 >&2
+"${pin_server[@]}" "$quire" --database "sqlite://$work/db" --listen "127.0.0.1:$port" \
+    --log-format json --rate-limit-ip 0 --rate-limit-user 0 --rate-limit-auth 0 \
+    >"$work/quire.log" 2>&1 &
+quire_pid=$!
+pids+=("$quire_pid")
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && break; sleep 0.1; done
+token=$(curl -fs -X POST "http://127.0.0.1:$port/api/users/login" -H 'Content-Type: application/json' \
+    -d '{"user":{"email":"user1@example.com","password":"password-bench"}}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["user"]["token"])')
+printf '{"comment":{"body":"soak comment"}}' >"$work/comment.json"
+
+seconds=$((minutes * 60))
+load() { "${pin_load[@]}" "$bench" load --warmup 0s --duration "${seconds}s" --json "$@"; }
+base="http://127.0.0.1:$port"
+load --url "$base/api/articles?limit=20" --rate 300 --connections 32 >"$work/reads.json" 2>/dev/null &
+pids+=($!)
+load --url "$base/api/articles/article-123" --rate 200 --connections 16 \
+    --requests-per-connection 1 >"$work/churn.json" 2>/dev/null &
+pids+=($!)
+load --url "$base/api/articles/article-123/comments" --method POST --rate 50 --connections 8 \
+    --header "Authorization: Token $token" --header 'Content-Type: application/json' \
+    --body-file "$work/comment.json" >"$work/writes.json" 2>/dev/null &
+pids+=($!)
+
+mkdir -p "$(dirname "$out")"
+echo "second,rss_kb,fds,close_wait" >"$out"
+echo "== soak: $minutes min, sampling every 10 s into $out" >&2
+start=$(date +%s)
+while :; do
+    now=$(($(date +%s) - start))
+    [ "$now" -ge "$seconds" ] && break
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$quire_pid/status")
+    fds=$(ls "/proc/$quire_pid/fd" | wc -l)
+    close_wait=$(ss -Htan state close-wait "( sport = :$port )" | wc -l)
+    echo "$now,$rss,$fds,$close_wait" >>"$out"
+    printf '\r[%4ds] rss %d kB, fds %d, close_wait %d ' "$now" "$rss" "$fds" "$close_wait" >&2
+    sleep 10
+done
+echo >&2
+wait "${pids[1]}" "${pids[2]}" "${pids[3]}"
+
+python3 - "$out" "$work" "$rss_slack_mb" "$minutes" <<'PY'
+import csv, json, sys
+out, work, slack_mb, minutes = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+rows = [{k: int(v) for k, v in r.items()} for r in csv.DictReader(open(out))]
+third = max(1, len(rows) // 3)
+middle, last = rows[third:2 * third], rows[2 * third:]
+failures = []
+rss_mid, rss_last = max(r["rss_kb"] for r in middle) / 1024, max(r["rss_kb"] for r in last) / 1024
+fds_mid, fds_last = max(r["fds"] for r in middle), max(r["fds"] for r in last)
+close_wait = max(r["close_wait"] for r in rows)
+if rss_last > rss_mid + slack_mb:
+    failures.append(f"RSS grew: {rss_mid:.1f} MB -> {rss_last:.1f} MB")
+if fds_last > fds_mid + 16:
+    failures.append(f"descriptors grew: {fds_mid} -> {fds_last}")
+if close_wait:
+    failures.append(f"{close_wait} sockets in CLOSE_WAIT")
+loads = {}
+for name in ("reads", "churn", "writes"):
+    summary = json.load(open(f"{work}/{name}.json"))
+    errors = sum(summary["errors"].values())
+    loads[name] = (summary["responses"], errors)
+    if errors:
+        failures.append(f"{name}: {errors} failed requests {summary['errors']}")
+first = rows[0]
+print(f"soak {minutes} min, {len(rows)} samples: RSS {first['rss_kb']/1024:.1f} MB at start, "
+      f"max {rss_mid:.1f} MB in the middle third, {rss_last:.1f} MB in the last; "
+      f"fds {first['fds']} at start, max {fds_mid} middle, {fds_last} last; CLOSE_WAIT max {close_wait}; "
+      + ", ".join(f"{n} {r} responses / {e} errors" for n, (r, e) in loads.items()))
+if failures:
+    print("FAILED: " + "; ".join(failures))
+    sys.exit(1)
+print("ok: flat memory and descriptors, no CLOSE_WAIT, no failed request")
+PY
