@@ -5,6 +5,7 @@
 //! A client only: it depends on none of quire's crates and sees quire as any HTTP client does.
 
 mod cpu;
+mod crash_drill;
 mod hello;
 mod load;
 mod media;
@@ -41,6 +42,8 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Media scenarios: download vs nginx, upload vs an fsync'd copy, concurrency, aborts.
     Media(media::MediaArgs),
+    /// SIGKILL quire at random moments under writes; fail if an acknowledged write is lost.
+    CrashDrill(crash_drill::CrashDrillArgs),
     /// Restart quire repeatedly on one inherited socket under load; fail on any error.
     RestartDrill(restart_drill::RestartDrillArgs),
     /// Write BENCHMARKS.md (on stdout) from the suite's JSON results.
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Load(args) => load::run(args),
         Command::Seed(args) => seed::run(args),
         Command::Report(args) => report::run(args),
+        Command::CrashDrill(args) => crash_drill::run(args),
         Command::RestartDrill(args) => restart_drill::run(args),
         Command::Media(args) => media::run(args),
         Command::Ws(args) => ws::run(args),

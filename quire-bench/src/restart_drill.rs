@@ -22,9 +22,8 @@ use crate::summary::Summary;
 
 #[derive(Debug, Args)]
 pub struct RestartDrillArgs {
-    /// The quire binary to run.
-    #[arg(long)]
-    pub quire: PathBuf,
+    #[command(flatten)]
+    pub common: DrillArgs,
     /// Restarts to perform.
     #[arg(long, default_value_t = 20)]
     pub restarts: u32,
@@ -40,6 +39,14 @@ pub struct RestartDrillArgs {
     /// Path of the load's requests.
     #[arg(long, default_value = "/api/articles?limit=10")]
     pub path: String,
+}
+
+/// Arguments every drill takes.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The quire binary to run.
+    #[arg(long)]
+    pub quire: PathBuf,
     /// Directory for the database (a temporary one when not given).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -49,6 +56,16 @@ pub struct RestartDrillArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+impl DrillArgs {
+    /// The drill's working directory: `--dir`, or a temporary one named after the drill.
+    pub(crate) fn scratch(&self, name: &str) -> anyhow::Result<Scratch> {
+        Ok(match &self.dir {
+            Some(dir) => Scratch::Kept(dir.clone()),
+            None => Scratch::Temp(tempfile_dir(name)?),
+        })
+    }
 }
 
 /// What the drill saw.
@@ -66,19 +83,18 @@ pub struct DrillResult {
 // The drill is a plain synchronous supervisor (no async runtime), so sleeping a thread is right.
 #[allow(clippy::disallowed_methods)]
 pub fn run(args: RestartDrillArgs) -> anyhow::Result<()> {
-    let scratch = match &args.dir {
-        Some(dir) => Scratch::Kept(dir.clone()),
-        None => Scratch::Temp(tempfile_dir()?),
-    };
+    let scratch = args.common.scratch("restart-drill")?;
     let dir = scratch.path();
-    let listener = TcpListener::bind("127.0.0.1:0").context("bind the drill's socket")?;
+    let (listener, notify_path, notify) = sockets(dir)?;
     let address = listener.local_addr()?;
-    let notify_path = dir.join("notify.sock");
-    let _ = std::fs::remove_file(&notify_path);
-    let notify = UnixDatagram::bind(&notify_path).context("bind NOTIFY_SOCKET")?;
-    notify.set_read_timeout(Some(Duration::from_millis(100)))?;
     let spawn = |listener: &TcpListener| -> anyhow::Result<Child> {
-        spawn_quire(&args, dir, &notify_path, listener.try_clone()?.into())
+        spawn_quire(
+            &args.common.quire,
+            &args.common.quire_args,
+            dir,
+            &notify_path,
+            listener.try_clone()?.into(),
+        )
     };
 
     let mut current = spawn(&listener)?;
@@ -116,7 +132,7 @@ pub fn run(args: RestartDrillArgs) -> anyhow::Result<()> {
         slowest_ready_ms: slowest_ready.as_millis() as u64,
         load: summary,
     };
-    if args.json {
+    if args.common.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {
         let e = &result.load.errors;
@@ -143,13 +159,27 @@ pub fn run(args: RestartDrillArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spawn_quire(
-    args: &RestartDrillArgs,
+/// The drill's listening socket (inherited by every quire it starts) and the datagram
+/// socket at `dir/notify.sock` on which they report `READY=1`.
+pub(crate) fn sockets(dir: &Path) -> anyhow::Result<(TcpListener, PathBuf, UnixDatagram)> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("bind the drill's socket")?;
+    let notify_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&notify_path);
+    let notify = UnixDatagram::bind(&notify_path).context("bind NOTIFY_SOCKET")?;
+    notify.set_read_timeout(Some(Duration::from_millis(100)))?;
+    Ok((listener, notify_path, notify))
+}
+
+/// Starts quire on `dir/quire.db`, serving the inherited `socket` (descriptor 3,
+/// `LISTEN_FDS=1`) and reporting readiness to the `notify` socket; rate limits off.
+pub(crate) fn spawn_quire(
+    quire: &Path,
+    extra_args: &[String],
     dir: &Path,
     notify: &Path,
     socket: OwnedFd,
 ) -> anyhow::Result<Child> {
-    let mut command = Command::new(&args.quire);
+    let mut command = Command::new(quire);
     command
         .arg("--database")
         .arg(format!("sqlite://{}", dir.join("quire.db").display()))
@@ -162,7 +192,7 @@ fn spawn_quire(
             "--rate-limit-auth",
             "0",
         ])
-        .args(&args.quire_args)
+        .args(extra_args)
         .env("LISTEN_FDS", "1")
         .env_remove("LISTEN_PID")
         .env("NOTIFY_SOCKET", notify)
@@ -178,7 +208,7 @@ fn spawn_quire(
 }
 
 /// Waits for `READY=1` from the process just started; fails if it exits first.
-fn wait_ready(notify: &UnixDatagram, child: &mut Child) -> anyhow::Result<Duration> {
+pub(crate) fn wait_ready(notify: &UnixDatagram, child: &mut Child) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let mut buf = [0u8; 512];
     loop {
@@ -208,7 +238,7 @@ fn wait_ready(notify: &UnixDatagram, child: &mut Child) -> anyhow::Result<Durati
     }
 }
 
-fn terminate(child: &Child) {
+pub(crate) fn terminate(child: &Child) {
     // SIGTERM by pid through kill(1): the drill only signals processes it started.
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -232,13 +262,13 @@ fn spawn_load(args: &RestartDrillArgs, address: SocketAddr) -> anyhow::Result<Ch
 }
 
 /// The drill's working directory: the caller's, or a temporary one removed afterwards.
-enum Scratch {
+pub(crate) enum Scratch {
     Kept(PathBuf),
     Temp(PathBuf),
 }
 
 impl Scratch {
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         match self {
             Self::Kept(p) | Self::Temp(p) => p,
         }
@@ -253,8 +283,8 @@ impl Drop for Scratch {
     }
 }
 
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let base = std::env::temp_dir().join(format!("quire-restart-drill-{}", std::process::id()));
+fn tempfile_dir(name: &str) -> anyhow::Result<PathBuf> {
+    let base = std::env::temp_dir().join(format!("quire-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&base)?;
     Ok(base)
 }
