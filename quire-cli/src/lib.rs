@@ -157,6 +157,7 @@ pub async fn serve(
     state.rate_limits.spawn_housekeeping();
     quire_http::metrics::recorder();
     quire_http::metrics::spawn_lag_probe();
+    quire_http::metrics::spawn_upkeep();
     telemetry::spawn_dropped_lines_reporter();
     let router = quire_http::router(
         state.clone(),

@@ -108,6 +108,21 @@ fn resident_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
+/// Drains recorded histogram samples into their buckets every 5 s. The recorder keeps each
+/// sample until its histogram is next drained, and `install_recorder` spawns nothing that
+/// drains: without this, a server nobody scrapes grows by 8 bytes per sample (about 0.15 MB
+/// per 10 s at 550 req/s, seen in a soak) for ever.
+pub fn spawn_upkeep() {
+    let handle = recorder();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    });
+}
+
 /// Measures how late a 100 ms timer fires: the event loop's lag, a sign of blocked workers.
 pub fn spawn_lag_probe() {
     tokio::spawn(async {
