@@ -12,7 +12,8 @@
 # Verdict ("flat"): after the first third (warm-up: caches and SQLite's page cache fill),
 # the highest RSS of the last third may exceed the highest of the middle third by at most
 # QUIRE_SOAK_RSS_SLACK_MB (4); the same for open descriptors with at most 16 more (the
-# churning connections in flight); CLOSE_WAIT sockets 0 at every sample; 0 failed requests.
+# churning connections in flight); no socket stuck in CLOSE_WAIT (seen at a sample and still
+# there a second later); 0 failed requests.
 # Samples go to $QUIRE_SOAK_OUT (default target/soak.csv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,7 +66,10 @@ load --url "$base/api/articles/article-123/comments" --method POST --rate 50 --c
 pids+=($!)
 
 mkdir -p "$(dirname "$out")"
-echo "second,rss_kb,fds,close_wait" >"$out"
+echo "second,rss_kb,fds,close_wait_seen,close_wait" >"$out"
+# Sockets in CLOSE_WAIT on quire's port. A churning client's socket passes through it for
+# an instant before quire closes its side; one still there a second later is stuck.
+close_wait() { ss -Htan state close-wait "( sport = :$port )" | awk '{print $3, $4}' | sort; }
 echo "== soak: $minutes min, sampling every 10 s into $out" >&2
 start=$(date +%s)
 while :; do
@@ -73,9 +77,14 @@ while :; do
     [ "$now" -ge "$seconds" ] && break
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$quire_pid/status")
     fds=$(ls "/proc/$quire_pid/fd" | wc -l)
-    close_wait=$(ss -Htan state close-wait "( sport = :$port )" | wc -l)
-    echo "$now,$rss,$fds,$close_wait" >>"$out"
-    printf '\r[%4ds] rss %d kB, fds %d, close_wait %d ' "$now" "$rss" "$fds" "$close_wait" >&2
+    seen=$(close_wait)
+    stuck=0
+    if [ -n "$seen" ]; then
+        sleep 1
+        stuck=$(comm -12 <(echo "$seen") <(close_wait) | grep -c . || true)
+    fi
+    echo "$now,$rss,$fds,$(echo -n "$seen" | grep -c . || true),$stuck" >>"$out"
+    printf '\r[%4ds] rss %d kB, fds %d, close_wait stuck %d ' "$now" "$rss" "$fds" "$stuck" >&2
     sleep 10
 done
 echo >&2
@@ -96,7 +105,7 @@ if rss_last > rss_mid + slack_mb:
 if fds_last > fds_mid + 16:
     failures.append(f"descriptors grew: {fds_mid} -> {fds_last}")
 if close_wait:
-    failures.append(f"{close_wait} sockets in CLOSE_WAIT")
+    failures.append(f"{close_wait} sockets stuck in CLOSE_WAIT")
 loads = {}
 for name in ("reads", "churn", "writes"):
     summary = json.load(open(f"{work}/{name}.json"))
@@ -107,7 +116,8 @@ for name in ("reads", "churn", "writes"):
 first = rows[0]
 print(f"soak {minutes} min, {len(rows)} samples: RSS {first['rss_kb']/1024:.1f} MB at start, "
       f"max {rss_mid:.1f} MB in the middle third, {rss_last:.1f} MB in the last; "
-      f"fds {first['fds']} at start, max {fds_mid} middle, {fds_last} last; CLOSE_WAIT max {close_wait}; "
+      f"fds {first['fds']} at start, max {fds_mid} middle, {fds_last} last; stuck in CLOSE_WAIT max {close_wait} "
+      f"(passing through it at a sample: {sum(1 for r in rows if r['close_wait_seen'])} samples); "
       + ", ".join(f"{n} {r} responses / {e} errors" for n, (r, e) in loads.items()))
 if failures:
     print("FAILED: " + "; ".join(failures))
