@@ -80,6 +80,8 @@ while kill -0 "$articles" 2>/dev/null; do
     sleep 2
 done
 wait "$articles" "$health"
+echo "== slowhttptest's last report:" >&2
+tr '\r' '\n' <"$work/slowhttptest.log" | sed 's/\x1b\[[0-9;]*m//g' | grep -E "connected|pending|closed|service available" | tail -n 5 >&2 || true
 refused=$(curl -fs --interface 127.0.0.3 "http://127.0.0.1:$port/metrics" |
     awk '/^http_connections_refused_total/ {print $2}')
 
