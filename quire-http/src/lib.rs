@@ -11,6 +11,7 @@ mod extract;
 pub mod live;
 pub mod metrics;
 mod middleware;
+pub mod openapi;
 mod range;
 pub mod rate_limit;
 mod routes;
@@ -22,6 +23,9 @@ use axum::Router;
 use quire_app::App;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
@@ -127,9 +131,24 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface of quire, with its middleware.
+/// The whole HTTP surface of quire, with its middleware, and `GET /api/openapi.json`.
 pub fn router(state: AppState, config: &HttpConfig) -> Router {
-    let api = Router::new()
+    let (routes, document) = routes().split_for_parts();
+    let document = axum::Json(document);
+    let app = routes
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || std::future::ready(document.clone())),
+        )
+        .fallback(routes::fallback::not_found)
+        .method_not_allowed_fallback(routes::fallback::method_not_allowed)
+        .with_state(state.clone());
+    middleware::wrap(app, state, config)
+}
+
+/// Every route and, built from the same list, its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::new()
         .merge(routes::users::router())
         .merge(routes::profiles::router())
         .merge(routes::articles::router())
@@ -137,14 +156,15 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         .merge(routes::tags::router())
         .merge(routes::media::api_router())
         .merge(live::router());
-    let app = Router::new()
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api", api)
         .merge(routes::health::router())
         .merge(routes::media::public_router())
         .merge(routes::web::router())
-        .route("/metrics", axum::routing::get(metrics::render))
-        .fallback(routes::fallback::not_found)
-        .method_not_allowed_fallback(routes::fallback::method_not_allowed)
-        .with_state(state.clone());
-    middleware::wrap(app, state, config)
+        .routes(routes!(metrics::render))
+}
+
+/// The OpenAPI document, as served at `/api/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }

@@ -70,6 +70,8 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "Operations", operation_id = "Metrics",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 pub async fn render(State(state): State<AppState>) -> Response {
     metrics::gauge!("live_connections_open").set(state.live_limits.open() as f64);
     let runtime = tokio::runtime::Handle::current().metrics();

@@ -2,21 +2,28 @@
 //! (camelCase); `bio` and `image` are always present, as `null` when unset; article lists
 //! leave out `body`.
 
-use quire_app::{ArticleList, ArticleRecord, CommentRecord, Profile, SignedInUser};
+use quire_app::{
+    ArticleList, ArticleRecord, CommentRecord, Dashboard, MediaRecord, Profile, SignedInUser,
+};
 use quire_domain::Timestamp;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserBody<'a> {
     pub user: UserView<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserView<'a> {
     pub email: &'a str,
     pub token: &'a str,
     pub username: &'a str,
+    /// `null` when unset.
+    #[schema(required = true)]
     pub bio: Option<&'a str>,
+    /// `null` when unset.
+    #[schema(required = true)]
     pub image: Option<&'a str>,
 }
 
@@ -35,15 +42,19 @@ impl<'a> From<&'a SignedInUser> for UserBody<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ProfileBody<'a> {
     pub profile: ProfileView<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ProfileView<'a> {
     pub username: &'a str,
+    /// `null` when unset.
+    #[schema(required = true)]
     pub bio: Option<&'a str>,
+    /// `null` when unset.
+    #[schema(required = true)]
     pub image: Option<&'a str>,
     pub following: bool,
 }
@@ -67,16 +78,21 @@ impl<'a> From<&'a Profile> for ProfileBody<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArticleView<'a> {
     pub slug: &'a str,
     pub title: &'a str,
     pub description: &'a str,
+    /// Left out of article lists.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
     pub body: Option<&'a str>,
+    #[schema(value_type = Vec<String>)]
     pub tag_list: &'a [String],
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     pub favorited: bool,
     pub favorites_count: u64,
@@ -100,7 +116,7 @@ impl<'a> From<&'a ArticleRecord> for ArticleView<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ArticleBody<'a> {
     pub article: ArticleView<'a>,
 }
@@ -113,7 +129,7 @@ impl<'a> From<&'a ArticleRecord> for ArticleBody<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArticlesBody<'a> {
     pub articles: Vec<ArticleView<'a>>,
@@ -129,11 +145,13 @@ impl<'a> From<&'a ArticleList> for ArticlesBody<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommentView<'a> {
     pub id: i64,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     pub body: &'a str,
     pub author: ProfileView<'a>,
@@ -151,12 +169,101 @@ impl<'a> From<&'a CommentRecord> for CommentView<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CommentBody<'a> {
     pub comment: CommentView<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CommentsBody<'a> {
     pub comments: Vec<CommentView<'a>>,
+}
+
+/// `GET /api/profiles/{username}/dashboard` (an extension of the spec).
+#[derive(Serialize, ToSchema)]
+pub struct DashboardBody<'a> {
+    pub dashboard: DashboardView<'a>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardView<'a> {
+    pub profile: ProfileView<'a>,
+    pub stats: DashboardStats,
+    /// The five newest articles, without bodies.
+    pub latest_articles: Vec<ArticleView<'a>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardStats {
+    pub articles: u64,
+    pub favorites_received: u64,
+    pub followers: u64,
+    pub following: u64,
+}
+
+impl<'a> From<&'a Dashboard> for DashboardBody<'a> {
+    fn from(dashboard: &'a Dashboard) -> Self {
+        Self {
+            dashboard: DashboardView {
+                profile: (&dashboard.profile).into(),
+                stats: DashboardStats {
+                    articles: dashboard.articles,
+                    favorites_received: dashboard.favorites_received,
+                    followers: dashboard.followers,
+                    following: dashboard.following,
+                },
+                latest_articles: dashboard.latest.iter().map(ArticleView::from).collect(),
+            },
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TagsBody<'a> {
+    pub tags: Vec<&'a str>,
+}
+
+/// `POST /api/media` (an extension of the spec).
+#[derive(Serialize, ToSchema)]
+pub struct MediaBody<'a> {
+    pub media: MediaView<'a>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaView<'a> {
+    /// 32 lowercase hex characters.
+    pub id: &'a str,
+    /// Where the bytes are served: `/media/{id}`.
+    pub url: String,
+    pub size: u64,
+    pub content_type: &'a str,
+    /// Lowercase hex SHA-256 of the bytes (also the `ETag`).
+    pub sha256: &'a str,
+}
+
+impl<'a> From<&'a MediaRecord> for MediaBody<'a> {
+    fn from(media: &'a MediaRecord) -> Self {
+        Self {
+            media: MediaView {
+                id: &media.id,
+                url: format!("/media/{}", media.id),
+                size: media.size,
+                content_type: &media.content_type,
+                sha256: &media.sha256,
+            },
+        }
+    }
+}
+
+/// `GET /health/live` and `GET /health/ready`.
+#[derive(Serialize, ToSchema)]
+pub struct HealthBody {
+    /// `live`, `ready` or `unavailable`.
+    pub status: &'static str,
+    /// Why the process is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }

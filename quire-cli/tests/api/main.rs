@@ -11,6 +11,7 @@ mod live;
 mod live_memory;
 mod logs;
 mod media;
+mod openapi;
 mod profiles;
 mod restart;
 mod serving;

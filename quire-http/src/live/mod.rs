@@ -15,18 +15,20 @@ mod sse;
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use axum::routing::get;
 use quire_app::{AuthFailure, LiveFilter, LiveTopics, Viewer};
 
 pub use clock::LiveClock;
 pub use limits::LiveLimits;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::openapi::{CommonErrors, ErrorBody};
 use crate::{ApiError, AppState};
 
 /// Settings of live connections.
@@ -56,10 +58,10 @@ impl Default for LiveConfig {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/live", get(live_websocket))
-        .route("/live/sse", get(sse::live_sse))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live_websocket))
+        .routes(routes!(sse::live_sse))
 }
 
 /// quire's WebSocket settings: a small read buffer (clients send little; most connections are
@@ -74,6 +76,26 @@ pub fn configure_upgrade(upgrade: WebSocketUpgrade, max_message_bytes: usize) ->
         .write_buffer_size(0)
         .max_message_size(max_message_bytes)
         .max_frame_size(max_message_bytes)
+}
+
+/// The query parameters of the live endpoints, for the OpenAPI document ([`parse_query`]
+/// reads them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct LiveParams {
+    /// Events of articles with this tag (repeatable).
+    tag: Option<Vec<String>>,
+    /// Events of this author's articles (repeatable).
+    author: Option<Vec<String>>,
+    /// Events of the article with this slug (repeatable).
+    article: Option<Vec<String>>,
+    /// Events of authors the signed-in user follows.
+    feed: Option<bool>,
+    /// Every event (the default when no topic is given).
+    all: Option<bool>,
+    /// The JWT, for clients that cannot set headers.
+    token: Option<String>,
 }
 
 /// Topics and token from the query string; repeated keys add topics.
@@ -142,6 +164,14 @@ pub(crate) async fn prepare(
     Ok((viewer, filter))
 }
 
+#[utoipa::path(get, path = "/live", tag = "Live", operation_id = "LiveWebSocket",
+    description = "A WebSocket of JSON text events (article and comment changes) for the chosen topics; subscriptions can change by message.",
+    params(LiveParams),
+    security((), ("Token" = [])),
+    responses(
+        (status = 101, description = "upgraded to a WebSocket"),
+        (status = 400, description = "not a WebSocket upgrade request", body = ErrorBody),
+        CommonErrors))]
 async fn live_websocket(
     State(state): State<AppState>,
     request: axum::extract::Request,

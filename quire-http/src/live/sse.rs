@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use quire_app::{Event, LiveFilter, Next, Subscription};
 use tokio::sync::watch;
 
+use super::LiveParams;
+use crate::openapi::CommonErrors;
 use crate::{ApiError, AppState};
 
 struct Stream {
@@ -29,6 +31,13 @@ fn to_sse(event: &Event) -> SseEvent {
         .data(event.text())
 }
 
+#[utoipa::path(get, path = "/live/sse", tag = "Live", operation_id = "LiveEvents",
+    description = "The same events as Server-Sent Events, resumable with `Last-Event-ID`.",
+    params(LiveParams),
+    security((), ("Token" = [])),
+    responses(
+        (status = 200, description = "an event stream", content_type = "text/event-stream", body = String),
+        CommonErrors))]
 pub async fn live_sse(
     State(state): State<AppState>,
     request: axum::extract::Request,

@@ -3,20 +3,23 @@
 //! UpdateArticle, DeleteArticle), `POST`/`DELETE /articles/{slug}/favorite`
 //! (CreateArticleFavorite, DeleteArticleFavorite).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use quire_app::{ArticleQuery, ArticleRecord, NewArticleInput, UpdateArticleInput};
 use serde::Deserialize;
 
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, MaybeAuthUser};
+use crate::openapi::{CommonErrors, Forbidden, NotFound};
 use crate::views::{ArticleBody, ArticlesBody};
 use crate::{ApiError, AppState};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The `{"article": {...}}` envelope of article requests.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ArticleEnvelope<T> {
     article: T,
 }
@@ -28,24 +31,25 @@ struct PageQuery {
     offset: Option<String>,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/articles/feed", get(get_articles_feed))
-        .route("/articles", get(get_articles).post(create_article))
-        .route(
-            "/articles/{slug}",
-            get(get_article).put(update_article).delete(delete_article),
-        )
-        .route(
-            "/articles/{slug}/favorite",
-            post(create_article_favorite).delete(delete_article_favorite),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_articles_feed))
+        .routes(routes!(get_articles, create_article))
+        .routes(routes!(get_article, update_article, delete_article))
+        .routes(routes!(create_article_favorite, delete_article_favorite))
 }
 
 fn article_response(status: StatusCode, article: &ArticleRecord) -> Response {
     (status, Json(ArticleBody::from(article))).into_response()
 }
 
+#[utoipa::path(get, path = "/articles/feed", tag = "Articles", operation_id = "GetArticlesFeed",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, description = "articles per page, 1 to 100 (larger values count as 100); default 20"),
+        ("offset" = Option<u32>, Query, description = "articles to skip; default 0"),
+    ),
+    security(("Token" = [])),
+    responses((status = 200, body = ArticlesBody<'static>), CommonErrors))]
 async fn get_articles_feed(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,
@@ -58,6 +62,9 @@ async fn get_articles_feed(
     Ok(Json(ArticlesBody::from(&list)).into_response())
 }
 
+#[utoipa::path(get, path = "/articles", tag = "Articles", operation_id = "GetArticles",
+    params(ArticleQuery), security((), ("Token" = [])),
+    responses((status = 200, body = ArticlesBody<'static>), CommonErrors))]
 async fn get_articles(
     State(state): State<AppState>,
     MaybeAuthUser(viewer): MaybeAuthUser,
@@ -67,6 +74,9 @@ async fn get_articles(
     Ok(Json(ArticlesBody::from(&list)).into_response())
 }
 
+#[utoipa::path(post, path = "/articles", tag = "Articles", operation_id = "CreateArticle",
+    request_body = ArticleEnvelope<NewArticleInput>, security(("Token" = [])),
+    responses((status = 201, body = ArticleBody<'static>), CommonErrors))]
 async fn create_article(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,
@@ -76,6 +86,9 @@ async fn create_article(
     Ok(article_response(StatusCode::CREATED, &article))
 }
 
+#[utoipa::path(get, path = "/articles/{slug}", tag = "Articles", operation_id = "GetArticle",
+    params(("slug" = String, Path, description = "the article's slug")), security((), ("Token" = [])),
+    responses((status = 200, body = ArticleBody<'static>), NotFound, CommonErrors))]
 async fn get_article(
     State(state): State<AppState>,
     MaybeAuthUser(viewer): MaybeAuthUser,
@@ -85,6 +98,9 @@ async fn get_article(
     Ok(article_response(StatusCode::OK, &article))
 }
 
+#[utoipa::path(put, path = "/articles/{slug}", tag = "Articles", operation_id = "UpdateArticle",
+    params(("slug" = String, Path, description = "the article's slug")), request_body = ArticleEnvelope<UpdateArticleInput>, security(("Token" = [])),
+    responses((status = 200, body = ArticleBody<'static>), Forbidden, NotFound, CommonErrors))]
 async fn update_article(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,
@@ -98,6 +114,9 @@ async fn update_article(
     Ok(article_response(StatusCode::OK, &article))
 }
 
+#[utoipa::path(delete, path = "/articles/{slug}", tag = "Articles", operation_id = "DeleteArticle",
+    params(("slug" = String, Path, description = "the article's slug")), security(("Token" = [])),
+    responses((status = 204, description = "deleted"), Forbidden, NotFound, CommonErrors))]
 async fn delete_article(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,
@@ -107,6 +126,9 @@ async fn delete_article(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/articles/{slug}/favorite", tag = "Favorites", operation_id = "CreateArticleFavorite",
+    params(("slug" = String, Path, description = "the article's slug")), security(("Token" = [])),
+    responses((status = 200, body = ArticleBody<'static>), NotFound, CommonErrors))]
 async fn create_article_favorite(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,
@@ -116,6 +138,9 @@ async fn create_article_favorite(
     Ok(article_response(StatusCode::OK, &article))
 }
 
+#[utoipa::path(delete, path = "/articles/{slug}/favorite", tag = "Favorites", operation_id = "DeleteArticleFavorite",
+    params(("slug" = String, Path, description = "the article's slug")), security(("Token" = [])),
+    responses((status = 200, body = ArticleBody<'static>), NotFound, CommonErrors))]
 async fn delete_article_favorite(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,

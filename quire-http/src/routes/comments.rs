@@ -2,36 +2,36 @@
 //! `DELETE /articles/{slug}/comments/{id}` (DeleteArticleComment). Creating a comment
 //! answers 200, as the spec says.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use quire_app::NewCommentInput;
 use serde::Deserialize;
 
 use crate::extract::{ApiJson, ApiPath, AuthUser, MaybeAuthUser};
+use crate::openapi::{CommonErrors, Forbidden, NotFound};
 use crate::views::{CommentBody, CommentView, CommentsBody};
 use crate::{ApiError, AppState};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The `{"comment": {...}}` envelope.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CommentEnvelope<T> {
     comment: T,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/articles/{slug}/comments",
-            get(get_article_comments).post(create_article_comment),
-        )
-        .route(
-            "/articles/{slug}/comments/{id}",
-            delete(delete_article_comment),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_article_comments, create_article_comment))
+        .routes(routes!(delete_article_comment))
 }
 
+#[utoipa::path(get, path = "/articles/{slug}/comments", tag = "Comments", operation_id = "GetArticleComments",
+    params(("slug" = String, Path, description = "the article's slug")), security((), ("Token" = [])),
+    responses((status = 200, body = CommentsBody<'static>), NotFound, CommonErrors))]
 async fn get_article_comments(
     State(state): State<AppState>,
     MaybeAuthUser(viewer): MaybeAuthUser,
@@ -44,6 +44,9 @@ async fn get_article_comments(
     Ok(Json(body).into_response())
 }
 
+#[utoipa::path(post, path = "/articles/{slug}/comments", tag = "Comments", operation_id = "CreateArticleComment",
+    params(("slug" = String, Path, description = "the article's slug")), request_body = CommentEnvelope<NewCommentInput>, security(("Token" = [])),
+    responses((status = 201, body = CommentBody<'static>), NotFound, CommonErrors))]
 async fn create_article_comment(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,
@@ -57,6 +60,10 @@ async fn create_article_comment(
     Ok(Json(body).into_response())
 }
 
+#[utoipa::path(delete, path = "/articles/{slug}/comments/{id}", tag = "Comments", operation_id = "DeleteArticleComment",
+    params(("slug" = String, Path, description = "the article's slug"), ("id" = i64, Path, description = "the comment's id")),
+    security(("Token" = [])),
+    responses((status = 204, description = "deleted"), Forbidden, NotFound, CommonErrors))]
 async fn delete_article_comment(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,

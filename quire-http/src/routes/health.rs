@@ -3,39 +3,59 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::views::HealthBody;
 
 /// Longest a readiness probe waits for the store.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
 }
 
-async fn live() -> Json<Value> {
-    Json(json!({ "status": "live" }))
+#[utoipa::path(get, path = "/health/live", tag = "Operations", operation_id = "Live",
+    responses((status = 200, description = "the process runs", body = HealthBody)))]
+async fn live() -> Json<HealthBody> {
+    Json(HealthBody {
+        status: "live",
+        reason: None,
+    })
 }
 
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let unavailable = |reason: &str| {
+#[utoipa::path(get, path = "/health/ready", tag = "Operations", operation_id = "Ready",
+    responses(
+        (status = 200, description = "the store answers and the process is not draining", body = HealthBody),
+        (status = 503, description = "draining or the store is unavailable", body = HealthBody),
+    ))]
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) {
+    let unavailable = |reason: &'static str| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "reason": reason })),
+            Json(HealthBody {
+                status: "unavailable",
+                reason: Some(reason),
+            }),
         )
     };
     if state.draining.is_draining() {
         return unavailable("shutting down");
     }
     match tokio::time::timeout(READY_TIMEOUT, state.app.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(HealthBody {
+                status: "ready",
+                reason: None,
+            }),
+        ),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: store unavailable");
             unavailable("store unavailable")

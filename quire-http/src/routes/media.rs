@@ -3,50 +3,51 @@
 //! back with `ETag`, `If-None-Match` (304), single `Range` (206/416) and long-lived caching;
 //! `DELETE /api/media/{id}` removes it (its uploader only).
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use futures_util::TryStreamExt;
-use quire_app::{MediaRecord, MediaUpload};
-use serde_json::json;
+use quire_app::MediaUpload;
 
 use crate::extract::{ApiPath, AuthUser};
+use crate::openapi::{CommonErrors, ErrorBody, Forbidden, NotFound};
 use crate::range::RangeRequest;
+use crate::views::MediaBody;
 use crate::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Routes under `/api` (upload, delete).
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        // The media size limit is enforced while streaming, not by the JSON body limit.
-        .route(
-            "/media",
-            post(upload_media).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/media/{id}", delete(delete_media))
+pub fn api_router() -> OpenApiRouter<AppState> {
+    // The media size limit is enforced while streaming, not by the JSON body limit.
+    let upload = OpenApiRouter::new()
+        .routes(routes!(upload_media))
+        .layer(DefaultBodyLimit::disable());
+    OpenApiRouter::new()
+        .merge(upload)
+        .routes(routes!(delete_media))
 }
 
-/// Public routes (download).
-pub fn public_router() -> Router<AppState> {
-    Router::new().route("/media/{id}", get(get_media))
-}
-
-fn media_json(media: &MediaRecord) -> serde_json::Value {
-    json!({"media": {
-        "id": media.id,
-        "url": format!("/media/{}", media.id),
-        "size": media.size,
-        "contentType": media.content_type,
-        "sha256": media.sha256,
-    }})
+/// Public routes (download; `HEAD` is answered by the same handler).
+pub fn public_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_media))
 }
 
 fn to_io(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
+#[utoipa::path(post, path = "/media", tag = "Media", operation_id = "UploadMedia",
+    description = "Streams the body (or the one file part of a `multipart/form-data` body) into content-addressed storage. Allowed types: images, PDF, plain text, octet-stream.",
+    request_body(content(
+        (Vec<u8> = "application/octet-stream"), (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"),
+        (Vec<u8> = "image/gif"), (Vec<u8> = "image/webp"), (Vec<u8> = "application/pdf"),
+        (Vec<u8> = "text/plain"), (Vec<u8> = "multipart/form-data"),
+    )),
+    security(("Token" = [])),
+    responses((status = 201, body = MediaBody<'static>), CommonErrors))]
 async fn upload_media(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,
@@ -91,9 +92,12 @@ async fn upload_media(
         }
     };
     let media = state.app.upload_media(&viewer, upload).await?;
-    Ok((StatusCode::CREATED, Json(media_json(&media))).into_response())
+    Ok((StatusCode::CREATED, Json(MediaBody::from(&media))).into_response())
 }
 
+#[utoipa::path(delete, path = "/media/{id}", tag = "Media", operation_id = "DeleteMedia",
+    params(("id" = String, Path, description = "the media id (32 lowercase hex characters)")), security(("Token" = [])),
+    responses((status = 204, description = "deleted"), Forbidden, NotFound, CommonErrors))]
 async fn delete_media(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,
@@ -114,6 +118,15 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag == etag)
 }
 
+#[utoipa::path(get, path = "/media/{id}", tag = "Media", operation_id = "GetMedia",
+    description = "The stored bytes with their content type; `ETag` is the SHA-256; single `Range` requests; `HEAD` too.",
+    params(("id" = String, Path, description = "the media id (32 lowercase hex characters)")),
+    responses(
+        (status = 200, description = "the whole media", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "the requested range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "`If-None-Match` matched"),
+        (status = 416, description = "the range lies outside the media", body = ErrorBody),
+        NotFound, CommonErrors))]
 async fn get_media(
     State(state): State<AppState>,
     method: Method,

@@ -2,24 +2,23 @@
 //! /profiles/{username}/follow` (FollowUserByUsername, UnfollowUserByUsername). A request
 //! body on follow/unfollow is ignored.
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use quire_app::Profile;
 
 use crate::extract::{ApiPath, AuthUser, MaybeAuthUser};
-use crate::views::{ArticleView, ProfileBody, ProfileView};
+use crate::openapi::{CommonErrors, NotFound};
+use crate::views::{DashboardBody, ProfileBody};
 use crate::{ApiError, AppState};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/profiles/{username}", get(get_profile_by_username))
-        .route("/profiles/{username}/dashboard", get(get_profile_dashboard))
-        .route(
-            "/profiles/{username}/follow",
-            post(follow_user_by_username).delete(unfollow_user_by_username),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_profile_by_username))
+        .routes(routes!(get_profile_dashboard))
+        .routes(routes!(follow_user_by_username, unfollow_user_by_username))
 }
 
 type ProfileResult = Result<Response, ApiError>;
@@ -28,6 +27,9 @@ fn respond(profile: Profile) -> ProfileResult {
     Ok(Json(ProfileBody::from(&profile)).into_response())
 }
 
+#[utoipa::path(get, path = "/profiles/{username}", tag = "Profile", operation_id = "GetProfileByUsername",
+    params(("username" = String, Path, description = "the profile's username")), security((), ("Token" = [])),
+    responses((status = 200, body = ProfileBody<'static>), NotFound, CommonErrors))]
 async fn get_profile_by_username(
     State(state): State<AppState>,
     MaybeAuthUser(viewer): MaybeAuthUser,
@@ -36,6 +38,9 @@ async fn get_profile_by_username(
     respond(state.app.profile(&username, viewer.as_ref()).await?)
 }
 
+#[utoipa::path(post, path = "/profiles/{username}/follow", tag = "Profile", operation_id = "FollowUserByUsername",
+    params(("username" = String, Path, description = "the profile's username")), security(("Token" = [])),
+    responses((status = 200, body = ProfileBody<'static>), NotFound, CommonErrors))]
 async fn follow_user_by_username(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,
@@ -44,6 +49,9 @@ async fn follow_user_by_username(
     respond(state.app.follow(&viewer, &username).await?)
 }
 
+#[utoipa::path(delete, path = "/profiles/{username}/follow", tag = "Profile", operation_id = "UnfollowUserByUsername",
+    params(("username" = String, Path, description = "the profile's username")), security(("Token" = [])),
+    responses((status = 200, body = ProfileBody<'static>), NotFound, CommonErrors))]
 async fn unfollow_user_by_username(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,
@@ -54,21 +62,15 @@ async fn unfollow_user_by_username(
 
 /// `GET /profiles/{username}/dashboard` (an extension of the spec): the profile, its numbers
 /// and its five latest articles.
+#[utoipa::path(get, path = "/profiles/{username}/dashboard", tag = "Profile", operation_id = "GetProfileDashboard",
+    params(("username" = String, Path, description = "the profile's username")), security((), ("Token" = [])),
+    responses((status = 200, body = DashboardBody<'static>), NotFound, CommonErrors))]
 async fn get_profile_dashboard(
     State(state): State<AppState>,
     MaybeAuthUser(viewer): MaybeAuthUser,
     ApiPath(username): ApiPath<String>,
 ) -> ProfileResult {
     let dashboard = state.app.dashboard(&username, viewer.as_ref()).await?;
-    let body = serde_json::json!({"dashboard": {
-        "profile": ProfileView::from(&dashboard.profile),
-        "stats": {
-            "articles": dashboard.articles,
-            "favoritesReceived": dashboard.favorites_received,
-            "followers": dashboard.followers,
-            "following": dashboard.following,
-        },
-        "latestArticles": dashboard.latest.iter().map(ArticleView::from).collect::<Vec<_>>(),
-    }});
+    let body = DashboardBody::from(&dashboard);
     Ok(Json(body).into_response())
 }

@@ -1,18 +1,23 @@
 //! `GET /tags` (GetTags): every tag in use, sorted.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::openapi::CommonErrors;
+use crate::views::TagsBody;
 use crate::{ApiError, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/tags", get(get_tags))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_tags))
 }
 
-async fn get_tags(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/tags", tag = "Tags", operation_id = "GetTags",
+    responses((status = 200, body = TagsBody<'static>), CommonErrors))]
+async fn get_tags(State(state): State<AppState>) -> Result<Response, ApiError> {
     let tags = state.app.tags().await?;
-    let names: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
-    Ok(Json(json!({ "tags": names })))
+    let tags = tags.iter().map(|t| t.as_str()).collect();
+    Ok(Json(TagsBody { tags }).into_response())
 }

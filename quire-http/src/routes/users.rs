@@ -1,35 +1,41 @@
 //! `POST /users/login` (Login), `POST /users` (CreateUser), `GET /user` (GetCurrentUser),
 //! `PUT /user` (UpdateCurrentUser).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use quire_app::{LoginInput, NewUserInput, SignedInUser, UpdateUserInput};
 use serde::Deserialize;
 
 use crate::extract::{ApiJson, AuthUser};
+use crate::openapi::CommonErrors;
 use crate::views::UserBody;
 use crate::{ApiError, AppState};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The `{"user": {...}}` envelope of every users request.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct UserEnvelope<T> {
     user: T,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users/login", post(login))
-        .route("/users", post(create_user))
-        .route("/user", get(get_current_user).put(update_current_user))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(create_user))
+        .routes(routes!(get_current_user, update_current_user))
 }
 
 fn user_response(status: StatusCode, user: &SignedInUser) -> Response {
     (status, Json(UserBody::from(user))).into_response()
 }
 
+#[utoipa::path(post, path = "/users/login", tag = "User and Authentication", operation_id = "Login",
+    request_body = UserEnvelope<LoginInput>,
+    responses((status = 200, body = UserBody<'static>), CommonErrors))]
 async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<UserEnvelope<LoginInput>>,
@@ -38,6 +44,9 @@ async fn login(
     Ok(user_response(StatusCode::OK, &user))
 }
 
+#[utoipa::path(post, path = "/users", tag = "User and Authentication", operation_id = "CreateUser",
+    request_body = UserEnvelope<NewUserInput>,
+    responses((status = 201, body = UserBody<'static>), CommonErrors))]
 async fn create_user(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<UserEnvelope<NewUserInput>>,
@@ -46,6 +55,9 @@ async fn create_user(
     Ok(user_response(StatusCode::CREATED, &user))
 }
 
+#[utoipa::path(get, path = "/user", tag = "User and Authentication", operation_id = "GetCurrentUser",
+    security(("Token" = [])),
+    responses((status = 200, body = UserBody<'static>), CommonErrors))]
 async fn get_current_user(AuthUser(viewer): AuthUser) -> Response {
     let user = SignedInUser {
         user: viewer.user,
@@ -54,6 +66,9 @@ async fn get_current_user(AuthUser(viewer): AuthUser) -> Response {
     user_response(StatusCode::OK, &user)
 }
 
+#[utoipa::path(put, path = "/user", tag = "User and Authentication", operation_id = "UpdateCurrentUser",
+    security(("Token" = [])), request_body = UserEnvelope<UpdateUserInput>,
+    responses((status = 200, body = UserBody<'static>), CommonErrors))]
 async fn update_current_user(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,

@@ -4,23 +4,25 @@
 
 use std::fmt::Write as _;
 
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use quire_app::{AppError, ArticleQuery, ArticleRecord};
 use serde::Deserialize;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::extract::ApiPath;
+use crate::openapi::{CommonErrors, NotFound};
 use crate::{ApiError, AppState};
 
 const PAGE_SIZE: u64 = 20;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(home))
-        .route("/articles/{slug}", get(article))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(home))
+        .routes(routes!(article))
 }
 
 /// Escapes text for HTML element content and quoted attributes.
@@ -89,6 +91,11 @@ struct HomeQuery {
     page: Option<String>,
 }
 
+#[utoipa::path(get, path = "/", tag = "Web", operation_id = "HomePage",
+    params(("page" = Option<u32>, Query, minimum = 1, description = "page of 20 articles, from 1")),
+    responses(
+        (status = 200, description = "the newest articles", content_type = "text/html", body = String),
+        CommonErrors))]
 async fn home(
     State(state): State<AppState>,
     Query(query): Query<HomeQuery>,
@@ -134,6 +141,11 @@ async fn home(
     Ok(page(StatusCode::OK, "Latest articles", &body))
 }
 
+#[utoipa::path(get, path = "/articles/{slug}", tag = "Web", operation_id = "ArticlePage",
+    params(("slug" = String, Path, description = "the article's slug")),
+    responses(
+        (status = 200, description = "the article and its comments", content_type = "text/html", body = String),
+        NotFound, CommonErrors))]
 async fn article(
     State(state): State<AppState>,
     ApiPath(slug): ApiPath<String>,
