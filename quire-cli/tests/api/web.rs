@@ -81,3 +81,17 @@ async fn home_pages_through_older_articles() {
     let junk = app.client.get(app.url("/?page=abc")).send().await.unwrap();
     assert_eq!(junk.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_malformed_page_query_gets_the_api_error_shape() {
+    let app = TestApp::start().await;
+    let response = app
+        .client
+        .get(app.url("/?page=null&page=null"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let body: serde_json::Value = response.json().await.expect("a JSON error body");
+    assert!(body["errors"].is_object(), "{body}");
+}

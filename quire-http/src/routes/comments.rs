@@ -46,7 +46,7 @@ async fn get_article_comments(
 
 #[utoipa::path(post, path = "/articles/{slug}/comments", tag = "Comments", operation_id = "CreateArticleComment",
     params(("slug" = String, Path, description = "the article's slug")), request_body = CommentEnvelope<NewCommentInput>, security(("Token" = [])),
-    responses((status = 201, body = CommentBody<'static>), NotFound, CommonErrors))]
+    responses((status = 200, body = CommentBody<'static>), NotFound, CommonErrors))]
 async fn create_article_comment(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,

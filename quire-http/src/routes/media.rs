@@ -122,8 +122,8 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
     description = "The stored bytes with their content type; `ETag` is the SHA-256; single `Range` requests; `HEAD` too.",
     params(("id" = String, Path, description = "the media id (32 lowercase hex characters)")),
     responses(
-        (status = 200, description = "the whole media", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "the requested range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "the whole media, with the content type it was uploaded with", content_type = "*/*", body = Vec<u8>),
+        (status = 206, description = "the requested range", content_type = "*/*", body = Vec<u8>),
         (status = 304, description = "`If-None-Match` matched"),
         (status = 416, description = "the range lies outside the media", body = ErrorBody),
         NotFound, CommonErrors))]

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use quire_app::{AppError, ArticleQuery, ArticleRecord};
@@ -13,8 +13,8 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::extract::ApiPath;
-use crate::openapi::{CommonErrors, NotFound};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::openapi::CommonErrors;
 use crate::{ApiError, AppState};
 
 const PAGE_SIZE: u64 = 20;
@@ -98,7 +98,7 @@ struct HomeQuery {
         CommonErrors))]
 async fn home(
     State(state): State<AppState>,
-    Query(query): Query<HomeQuery>,
+    ApiQuery(query): ApiQuery<HomeQuery>,
 ) -> Result<Response, ApiError> {
     let number: u64 = query
         .page
@@ -145,7 +145,8 @@ async fn home(
     params(("slug" = String, Path, description = "the article's slug")),
     responses(
         (status = 200, description = "the article and its comments", content_type = "text/html", body = String),
-        NotFound, CommonErrors))]
+        (status = 404, description = "no such article (an HTML page)", content_type = "text/html", body = String),
+        CommonErrors))]
 async fn article(
     State(state): State<AppState>,
     ApiPath(slug): ApiPath<String>,
