@@ -8,6 +8,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use quire_app::{AuthFailure, Viewer};
+use quire_domain::UserId;
 
 use crate::{ApiError, AppState};
 
@@ -71,11 +72,20 @@ pub(crate) fn token_from(headers: &HeaderMap) -> Result<Option<&str>, AuthFailur
     Ok(Some(token))
 }
 
+/// The user a request's token names, put in its extensions by the middleware that checked
+/// the signature first (the per-user rate limit), so the extractors do not check it again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VerifiedToken(pub UserId);
+
 async fn viewer_from(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, ApiError> {
-    match token_from(&parts.headers).map_err(ApiError::unauthorized)? {
-        None => Ok(None),
-        Some(token) => Ok(Some(state.app.authenticate(token).await?)),
-    }
+    let Some(token) = token_from(&parts.headers).map_err(ApiError::unauthorized)? else {
+        return Ok(None);
+    };
+    let viewer = match parts.extensions.get::<VerifiedToken>() {
+        Some(VerifiedToken(id)) => state.app.viewer(*id, token).await?,
+        None => state.app.authenticate(token).await?,
+    };
+    Ok(Some(viewer))
 }
 
 /// A signed-in user; requests without a valid token get 401.

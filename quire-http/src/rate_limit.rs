@@ -23,7 +23,7 @@ use quire_domain::UserId;
 use quire_serve::PeerAddr;
 
 use crate::client_ip::{ClientIp, TrustedProxies};
-use crate::extract::token_from;
+use crate::extract::{VerifiedToken, token_from};
 use crate::{ApiError, AppState};
 
 const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -233,9 +233,12 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     if let Some(limiter) = &limits.per_user
         && let Ok(Some(token)) = token_from(request.headers())
         && let Ok(user) = state.app.tokens.verify(token)
-        && let Some(refused) = tightest.note("user", limits.check(limiter, &user))
     {
-        return refused;
+        if let Some(refused) = tightest.note("user", limits.check(limiter, &user)) {
+            return refused;
+        }
+        // The extractors reuse this check instead of verifying the signature again.
+        request.extensions_mut().insert(VerifiedToken(user));
     }
     let mut response = next.run(request).await;
     if let Some((limit, remaining, reset)) = tightest.0 {

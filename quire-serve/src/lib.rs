@@ -97,13 +97,8 @@ pub async fn serve<S, B>(
     config: ServeConfig,
     shutdown: impl Future<Output = ()>,
 ) where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = hyper::body::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: AppService<B>,
+    B: ResponseBody,
 {
     let protocols = Arc::new(Protocols::new(&config));
     let max_connections = config
@@ -196,6 +191,39 @@ pub async fn serve<S, B>(
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What the engine serves: a cloneable tower service from hyper's requests to responses,
+/// every clone usable on any connection task.
+pub trait AppService<B>:
+    Service<Request<Incoming>, Response = Response<B>, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> AppService<B> for S where
+    S: Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// A response body hyper can send from any task.
+pub trait ResponseBody:
+    http_body::Body<Data = hyper::body::Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: http_body::Body<Data = hyper::body::Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
 /// What a connection's task needs besides its socket and service.
 struct Connection {
     protocols: Arc<Protocols>,
@@ -209,13 +237,8 @@ impl Connection {
     async fn serve<I, S, B>(mut self, io: TokioIo<I>, service: ConnectionService<S>)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        B: http_body::Body<Data = hyper::body::Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: AppService<B>,
+        B: ResponseBody,
     {
         // The arms differ only in the connection's type.
         macro_rules! run {
@@ -278,37 +301,65 @@ struct ConnectionService<S> {
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for ConnectionService<S>
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    // Spelled out (not `AppService<B>`): `B` must appear in a direct bound to be constrained.
+    S: AppService<B> + Service<Request<Incoming>, Response = Response<B>>,
 {
     type Response = Response<B>;
     type Error = Infallible;
-    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Response<B>, Infallible>> + Send>>;
+    type Future = ConnectionResponse<tower::util::Oneshot<S, Request<Incoming>>>;
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(PeerAddr(self.peer));
-        let http1 = request.version() < Version::HTTP_2;
-        let closing = self.closing.clone();
-        let hsts = self.hsts;
-        let call = self.inner.clone().oneshot(request);
-        Box::pin(async move {
-            let mut response = call.await?;
-            if hsts {
-                response.headers_mut().insert(
-                    header::STRICT_TRANSPORT_SECURITY,
-                    HeaderValue::from_static("max-age=31536000"),
-                );
-            }
-            if http1 && closing.load(Ordering::Relaxed) {
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            Ok(response)
-        })
+        // Connection-level headers exist only in HTTP/1.
+        let closing = (request.version() < Version::HTTP_2).then(|| self.closing.clone());
+        ConnectionResponse {
+            call: self.inner.clone().oneshot(request),
+            closing,
+            hsts: self.hsts,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response on its way, with the connection-level headers to add to it (a named
+    /// future, so no request pays for a boxed one).
+    pub struct ConnectionResponse<F> {
+        #[pin]
+        call: F,
+        // Read when the answer is ready, not when the request came: a drain that starts
+        // meanwhile must still close this connection after the answer.
+        closing: Option<Arc<AtomicBool>>,
+        hsts: bool,
+    }
+}
+
+impl<F, B> Future for ConnectionResponse<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+{
+    type Output = Result<Response<B>, Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = std::task::ready!(this.call.poll(cx));
+        let headers = response.headers_mut();
+        if *this.hsts {
+            headers.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            );
+        }
+        if this
+            .closing
+            .as_ref()
+            .is_some_and(|closing| closing.load(Ordering::Relaxed))
+        {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        std::task::Poll::Ready(Ok(response))
     }
 }
 

@@ -54,6 +54,7 @@ impl PerIpLimit {
     }
 
     /// Connections open from `ip` now.
+    #[cfg(test)]
     pub fn open_from(&self, ip: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.get(&ip.to_canonical()).copied().unwrap_or(0)
