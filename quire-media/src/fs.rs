@@ -9,15 +9,14 @@
 //! chunks, however large the file.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
@@ -25,8 +24,8 @@ use tokio::task::{JoinHandle, spawn_blocking};
 
 use crate::{BlobReader, BlobStore, ByteStream, MediaError, StoredBlob, is_blob_name};
 
-/// Bytes written per blocking call (uploads). Smaller than reads: an upload holds a chunk
-/// being filled and one being written, and uploads are bounded by the disk anyway.
+/// Bytes gathered per blocking write call (uploads): an upload holds a batch being filled and
+/// one being written.
 const WRITE_CHUNK: usize = 256 * 1024;
 /// Bytes read per blocking call (downloads): large reads keep pace with the socket.
 const READ_CHUNK: usize = 256 * 1024;
@@ -78,9 +77,12 @@ struct Staged {
 }
 
 impl Staged {
-    fn append(mut self, data: &[u8]) -> io::Result<Self> {
-        self.hasher.update(data);
-        self.file.as_file_mut().write_all(data)?;
+    /// Hashes and writes `chunks` (the network's buffers as they came, not copied together).
+    fn append(mut self, chunks: &[Bytes]) -> io::Result<Self> {
+        for chunk in chunks {
+            self.hasher.update(chunk);
+            self.file.as_file_mut().write_all(chunk)?;
+        }
         Ok(self)
     }
 }
@@ -102,9 +104,9 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, data: Bytes) -> io::Result<()> {
+    async fn write(&mut self, chunks: Vec<Bytes>) -> io::Result<()> {
         let staged = self.take().await?;
-        self.in_flight = Some(spawn_blocking(move || staged.append(&data)));
+        self.in_flight = Some(spawn_blocking(move || staged.append(&chunks)));
         Ok(())
     }
 
@@ -130,7 +132,9 @@ impl BlobStore for FsBlobStore {
             in_flight: None,
         };
         let mut size: u64 = 0;
-        let mut buffer = BytesMut::with_capacity(WRITE_CHUNK);
+        // The network's chunks are kept as they came (no copy) until they add up to a write.
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut pending_bytes = 0;
         let received: Result<(), MediaError> = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| MediaError::Aborted(e.to_string()))?;
@@ -138,13 +142,15 @@ impl BlobStore for FsBlobStore {
                 if size > max_bytes {
                     return Err(MediaError::TooLarge { limit: max_bytes });
                 }
-                buffer.extend_from_slice(&chunk);
-                if buffer.len() >= WRITE_CHUNK {
-                    writer.write(buffer.split().freeze()).await?;
+                pending_bytes += chunk.len();
+                pending.push(chunk);
+                if pending_bytes >= WRITE_CHUNK {
+                    writer.write(std::mem::take(&mut pending)).await?;
+                    pending_bytes = 0;
                 }
             }
-            if !buffer.is_empty() {
-                writer.write(buffer.split().freeze()).await?;
+            if !pending.is_empty() {
+                writer.write(pending).await?;
             }
             Ok(())
         }
@@ -237,9 +243,18 @@ impl BlobReader for FsBlob {
         let read = move |offset: u64, end: u64| {
             let file = file.clone();
             spawn_blocking(move || {
-                let len = (end - offset).min(READ_CHUNK as u64) as usize;
-                let mut buf = vec![0; len];
-                file.read_exact_at(&mut buf, offset)?;
+                let len = (end - offset).min(READ_CHUNK as u64);
+                // Read into fresh capacity: read_to_end never zero-fills what read(2) overwrites.
+                let mut buf = Vec::with_capacity(len as usize);
+                let mut reader = &*file;
+                reader.seek(SeekFrom::Start(offset))?;
+                reader.take(len).read_to_end(&mut buf)?;
+                if (buf.len() as u64) < len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "blob shorter than its size",
+                    ));
+                }
                 Ok::<_, io::Error>(Bytes::from(buf))
             })
         };
