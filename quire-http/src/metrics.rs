@@ -3,11 +3,13 @@
 //! process and live-connection gauges read at scrape time. Other crates record through the
 //! `metrics` facade (the engine: connections; the store: queue depth, query time, batch size).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -40,32 +42,80 @@ pub fn recorder() -> PrometheusHandle {
         .clone()
 }
 
+/// The in-flight gauge, looked up once (the registry hashes its key on every lookup).
+fn in_flight() -> &'static metrics::Gauge {
+    static GAUGE: OnceLock<metrics::Gauge> = OnceLock::new();
+    GAUGE.get_or_init(|| metrics::gauge!("http_requests_in_flight"))
+}
+
 /// Decrements the in-flight gauge even when the request is cancelled.
 struct InFlight;
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+        in_flight().decrement(1.0);
     }
+}
+
+/// One route's and method's metric handles: the latency histogram and a counter per status.
+struct RouteMetrics {
+    duration: metrics::Histogram,
+    by_status: HashMap<u16, metrics::Counter>,
+}
+
+thread_local! {
+    /// Handles by method and route, per worker thread: a request records through handles it
+    /// already holds instead of building label sets and looking them up in the registry. Both
+    /// keys are bounded (matched routes, not raw paths; methods axum routes).
+    static HANDLES: RefCell<HashMap<Method, HashMap<Box<str>, RouteMetrics>>> =
+        RefCell::new(HashMap::new());
+}
+
+fn record(method: &Method, route: &str, status: u16, seconds: f64) {
+    HANDLES.with_borrow_mut(|handles| {
+        let routes = handles.entry(method.clone()).or_default();
+        if !routes.contains_key(route) {
+            let duration = metrics::histogram!("http_request_duration_seconds",
+                "method" => method.as_str().to_owned(), "route" => route.to_owned());
+            routes.insert(
+                route.into(),
+                RouteMetrics {
+                    duration,
+                    by_status: HashMap::new(),
+                },
+            );
+        }
+        let Some(entry) = routes.get_mut(route) else {
+            return;
+        };
+        entry.duration.record(seconds);
+        entry
+            .by_status
+            .entry(status)
+            .or_insert_with(|| {
+                metrics::counter!("http_requests_total", "method" => method.as_str().to_owned(),
+                    "route" => route.to_owned(), "status" => status.to_string())
+            })
+            .increment(1);
+    });
 }
 
 /// Counts and times every request by method, matched route and status.
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
-    metrics::gauge!("http_requests_in_flight").increment(1.0);
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
+    in_flight().increment(1.0);
     let in_flight = InFlight;
     let start = Instant::now();
     let response = next.run(request).await;
     drop(in_flight);
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
-        .record(start.elapsed().as_secs_f64());
-    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
-        .increment(1);
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    record(
+        &method,
+        route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     response
 }
 
