@@ -3,7 +3,7 @@
 use quire_domain::{
     ArticleBody, Description, FieldError, FieldErrors, Page, Slug, Tag, TagList, Title,
 };
-use quire_store::{ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, NewArticle};
+use quire_store::{ArticleChanges, ArticleFilter, ArticleRecord, NewArticle};
 
 use std::sync::Arc;
 
@@ -11,28 +11,14 @@ use quire_events::{Event, EventKind};
 
 use crate::cache::FEED_CACHED;
 use crate::live::topics_of;
-use crate::{App, AppError, AppResult, ArticleQuery, NewArticleInput, UpdateArticleInput, Viewer};
+use crate::{
+    App, AppError, AppResult, ArticlePage, ArticleQuery, NewArticleInput, SeenArticle,
+    UpdateArticleInput, Viewer,
+};
 
 /// A slug from a URL; one that cannot exist is simply not found.
 pub(crate) fn slug_in_path(raw: &str) -> AppResult<Slug> {
     Slug::parse(raw).ok_or(AppError::NotFound("article"))
-}
-
-/// A list entry: the article without its body.
-fn without_body(article: &ArticleRecord) -> ArticleRecord {
-    ArticleRecord {
-        id: article.id,
-        slug: article.slug.clone(),
-        title: article.title.clone(),
-        description: article.description.clone(),
-        body: None,
-        tags: article.tags.clone(),
-        created_at: article.created_at,
-        updated_at: article.updated_at,
-        favorited: false,
-        favorites_count: article.favorites_count,
-        author: article.author.clone(),
-    }
 }
 
 /// An empty filter value (`?tag=`) filters nothing, as if it were absent.
@@ -45,7 +31,7 @@ impl App {
         &self,
         query: ArticleQuery,
         viewer: Option<&Viewer>,
-    ) -> AppResult<ArticleList> {
+    ) -> AppResult<ArticlePage> {
         let page = Page::parse(query.limit.as_deref(), query.offset.as_deref())?;
         let filter = ArticleFilter {
             tag: non_empty(query.tag),
@@ -53,15 +39,9 @@ impl App {
             favorited_by: non_empty(query.favorited),
         };
         let ids = self.cached_article_ids(filter, page).await?;
-        let mut articles: Vec<ArticleRecord> = self
-            .cached_articles(&ids.0)
-            .await?
-            .iter()
-            .map(|a| without_body(a))
-            .collect();
-        self.overlay_viewer(viewer, &mut articles).await?;
-        Ok(ArticleList {
-            articles,
+        let articles = self.cached_articles(&ids.0).await?;
+        Ok(ArticlePage {
+            articles: self.seen_by(viewer, articles).await?,
             total: ids.1,
         })
     }
@@ -71,11 +51,15 @@ impl App {
         viewer: &Viewer,
         limit: Option<&str>,
         offset: Option<&str>,
-    ) -> AppResult<ArticleList> {
+    ) -> AppResult<ArticlePage> {
         let page = Page::parse(limit, offset)?;
         let end = page.offset.saturating_add(u64::from(page.limit));
         if end > u64::from(FEED_CACHED) {
-            return Ok(self.store.feed(viewer.id(), page).await?);
+            let list = self.store.feed(viewer.id(), page).await?;
+            return Ok(ArticlePage {
+                articles: list.articles.into_iter().map(SeenArticle::from).collect(),
+                total: list.total,
+            });
         }
         let head = self.cached_feed(viewer.id()).await?;
         let ids: Vec<_> = head
@@ -85,20 +69,14 @@ impl App {
             .take(page.limit as usize)
             .copied()
             .collect();
-        let mut articles: Vec<ArticleRecord> = self
-            .cached_articles(&ids)
-            .await?
-            .iter()
-            .map(|a| without_body(a))
-            .collect();
-        self.overlay_viewer(Some(viewer), &mut articles).await?;
-        Ok(ArticleList {
-            articles,
+        let articles = self.cached_articles(&ids).await?;
+        Ok(ArticlePage {
+            articles: self.seen_by(Some(viewer), articles).await?,
             total: head.1,
         })
     }
 
-    pub async fn article(&self, slug: &str, viewer: Option<&Viewer>) -> AppResult<ArticleRecord> {
+    pub async fn article(&self, slug: &str, viewer: Option<&Viewer>) -> AppResult<SeenArticle> {
         let slug = slug_in_path(slug)?;
         let id = self
             .cached_article_id(&slug)
@@ -109,10 +87,8 @@ impl App {
             .await?
             .pop()
             .ok_or(AppError::NotFound("article"))?;
-        let mut article = [ArticleRecord::clone(&article)];
-        self.overlay_viewer(viewer, &mut article).await?;
-        let [article] = article;
-        Ok(article)
+        let mut seen = self.seen_by(viewer, vec![article]).await?;
+        seen.pop().ok_or(AppError::NotFound("article"))
     }
 
     pub async fn create_article(
@@ -160,10 +136,10 @@ impl App {
     /// Loads an article that `viewer` may change: 404 if absent, 403 if not theirs.
     async fn own_article(&self, viewer: &Viewer, slug: &str) -> AppResult<ArticleRecord> {
         let article = self.article(slug, Some(viewer)).await?;
-        if article.author.id != viewer.id() {
+        if article.record().author.id != viewer.id() {
             return Err(AppError::Forbidden("article"));
         }
-        Ok(article)
+        Ok(article.to_record())
     }
 
     pub async fn update_article(

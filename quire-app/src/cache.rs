@@ -15,7 +15,7 @@ use quire_cache::ExactCache;
 use quire_domain::{ArticleId, Page, Tag, UserId};
 use quire_store::{ArticleFilter, ArticleRecord, Profile, StoreError, UserRecord};
 
-use crate::{App, AppError, AppResult, Viewer};
+use crate::{App, AppError, AppResult, SeenArticle, SharedArticle, Viewer};
 
 /// Sizing of the read cache.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +44,7 @@ type Loaded<T> = Result<T, Arc<StoreError>>;
 pub(crate) type IdPage = Arc<(Vec<ArticleId>, u64)>;
 
 pub(crate) struct ReadCache {
-    pub articles: ExactCache<ArticleId, Arc<ArticleRecord>>,
+    pub articles: ExactCache<ArticleId, Arc<SharedArticle>>,
     pub slugs: ExactCache<String, Option<ArticleId>>,
     pub lists: ExactCache<(ArticleFilter, Page), IdPage>,
     pub tags: ExactCache<(), Arc<Vec<Tag>>>,
@@ -72,9 +72,11 @@ const VIEWER_IDS: u64 = 4_000_000;
 
 impl ReadCache {
     pub fn new(settings: CacheSettings) -> Self {
-        let weigh_article = |a: &Arc<ArticleRecord>| {
+        // Twice the text: the record, and its JSON renderings kept in its memo.
+        let weigh_article = |a: &Arc<SharedArticle>| {
+            let a = &a.record;
             let text = a.title.len() + a.description.len() + a.body.as_ref().map_or(0, String::len);
-            u32::try_from(text + 256).unwrap_or(u32::MAX)
+            u32::try_from(2 * (text + 256)).unwrap_or(u32::MAX)
         };
         let (entries, ttl) = (settings.entries, settings.ttl);
         Self {
@@ -120,8 +122,8 @@ impl App {
     pub(crate) async fn cached_articles(
         &self,
         ids: &[ArticleId],
-    ) -> AppResult<Vec<Arc<ArticleRecord>>> {
-        let mut found: Vec<Option<Arc<ArticleRecord>>> = Vec::with_capacity(ids.len());
+    ) -> AppResult<Vec<Arc<SharedArticle>>> {
+        let mut found: Vec<Option<Arc<SharedArticle>>> = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for id in ids {
             let hit = self.cache.articles.get(id).await;
@@ -134,14 +136,12 @@ impl App {
             let started = self.cache.articles.epoch();
             let loaded = self.store.articles_by_ids(missing).await?;
             for article in loaded {
-                let article = Arc::new(article);
-                if let Some(slot) = ids.iter().position(|id| *id == article.id) {
+                let id = article.id;
+                let article = Arc::new(SharedArticle::new(article));
+                if let Some(slot) = ids.iter().position(|wanted| *wanted == id) {
                     found[slot] = Some(article.clone());
                 }
-                self.cache
-                    .articles
-                    .insert(article.id, article, started)
-                    .await;
+                self.cache.articles.insert(id, article, started).await;
             }
         }
         // An id whose article vanished meanwhile is skipped.
@@ -232,24 +232,33 @@ impl App {
             .map_err(from_shared)
     }
 
-    /// Sets `favorited` and `author.following` for the viewer, or leaves them false.
-    pub(crate) async fn overlay_viewer(
+    /// The cached articles as `viewer` sees them: shared, not copied, with the viewer's
+    /// `favorited` and `following` flags beside them (both false for anonymous readers).
+    pub(crate) async fn seen_by(
         &self,
         viewer: Option<&Viewer>,
-        articles: &mut [ArticleRecord],
-    ) -> AppResult<()> {
-        let Some(viewer) = viewer else {
-            return Ok(());
+        articles: Vec<Arc<SharedArticle>>,
+    ) -> AppResult<Vec<SeenArticle>> {
+        let state = match viewer {
+            Some(viewer) if !articles.is_empty() => Some(self.viewer_state(viewer.id()).await?),
+            _ => None,
         };
-        if articles.is_empty() {
-            return Ok(());
-        }
-        let state = self.viewer_state(viewer.id()).await?;
-        for article in articles {
-            article.favorited = state.favorited.contains(&article.id);
-            article.author.following = state.following.contains(&article.author.id);
-        }
-        Ok(())
+        Ok(articles
+            .into_iter()
+            .map(|shared| {
+                let (favorited, following) = state.as_ref().map_or((false, false), |state| {
+                    (
+                        state.favorited.contains(&shared.record.id),
+                        state.following.contains(&shared.record.author.id),
+                    )
+                });
+                SeenArticle {
+                    shared,
+                    favorited,
+                    following,
+                }
+            })
+            .collect())
     }
 
     /// The head of `viewer`'s feed: ids of its newest [`FEED_CACHED`] articles and its total.
@@ -295,6 +304,6 @@ impl App {
         // Articles embed their author's profile.
         self.cache
             .articles
-            .invalidate_where(move |a| a.author.id == id);
+            .invalidate_where(move |a| a.record.author.id == id);
     }
 }

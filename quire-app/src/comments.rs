@@ -41,7 +41,7 @@ impl App {
         // The article may be deleted meanwhile; then nobody needs the event.
         if let Ok(article) = self.article(slug.as_str(), None).await {
             self.events.publish(Event::comment_created(
-                topics_of(&article),
+                topics_of(article.record()),
                 comment_snapshot(&comment),
             ));
         }
@@ -66,7 +66,7 @@ impl App {
         }
         if self.store.delete_comment(id).await? {
             self.events
-                .publish(Event::comment_deleted(topics_of(&article), id.0));
+                .publish(Event::comment_deleted(topics_of(article.record()), id.0));
         }
         Ok(())
     }

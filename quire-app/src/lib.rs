@@ -30,9 +30,98 @@ pub use passwords::{PasswordHasher, PasswordHashing};
 pub use profiles::Dashboard;
 pub use quire_events::{Event, EventBus, InProcessBus, Next, Subscription};
 pub use quire_store::{
-    ArticleList, ArticleRecord, CommentRecord, MediaRecord, Profile, Store, StoreError, UserRecord,
+    ArticleRecord, CommentRecord, MediaRecord, Profile, Store, StoreError, UserRecord,
 };
 pub use tokens::TokenKeys;
+
+/// One cached version of an article, shared by every reader of it, with a [`Memo`] for what
+/// the presentation layer derives from exactly this version (its JSON). An edit replaces the
+/// whole value, memo included, so nothing derived from an old version outlives it.
+#[derive(Debug)]
+pub struct SharedArticle {
+    /// Its `favorited` and `author.following` are false: see [`SeenArticle`] for a reader's.
+    pub record: ArticleRecord,
+    pub memo: Memo,
+}
+
+impl SharedArticle {
+    pub fn new(record: ArticleRecord) -> Self {
+        Self {
+            record,
+            memo: Memo::default(),
+        }
+    }
+}
+
+/// A slot for one value derived from the value that owns it, computed at most once and
+/// dropped with its owner. The app never reads it; the HTTP layer keeps renderings in it.
+#[derive(Default)]
+pub struct Memo(std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>);
+
+impl Memo {
+    /// The memoized `T`, computed by `init` on first use; `None` if the slot already holds
+    /// another type (one caller owns each slot, so only a programming error gets there).
+    pub fn get_or_init<T: std::any::Any + Send + Sync>(
+        &self,
+        init: impl FnOnce() -> T,
+    ) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(init())).downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Memo(set)"
+        } else {
+            "Memo(empty)"
+        })
+    }
+}
+
+/// An article as one reader sees it: the shared cached version, not copied, and this
+/// reader's flags.
+#[derive(Debug, Clone)]
+pub struct SeenArticle {
+    pub shared: Arc<SharedArticle>,
+    /// Whether the reader favorited it.
+    pub favorited: bool,
+    /// Whether the reader follows its author.
+    pub following: bool,
+}
+
+impl SeenArticle {
+    /// The article's viewer-independent fields.
+    pub fn record(&self) -> &ArticleRecord {
+        &self.shared.record
+    }
+
+    /// A copy of the record carrying this reader's flags.
+    pub fn to_record(&self) -> ArticleRecord {
+        let mut record = self.shared.record.clone();
+        record.favorited = self.favorited;
+        record.author.following = self.following;
+        record
+    }
+}
+
+impl From<ArticleRecord> for SeenArticle {
+    /// A record read for one reader, its flags already theirs.
+    fn from(record: ArticleRecord) -> Self {
+        Self {
+            favorited: record.favorited,
+            following: record.author.following,
+            shared: Arc::new(SharedArticle::new(record)),
+        }
+    }
+}
+
+/// One page of articles as a reader sees them, and how many match in all.
+#[derive(Debug, Clone, Default)]
+pub struct ArticlePage {
+    pub articles: Vec<SeenArticle>,
+    pub total: u64,
+}
 
 /// A signed-in user: their record and the token they presented (echoed back by `GET /user`).
 #[derive(Debug, Clone)]

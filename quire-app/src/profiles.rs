@@ -1,9 +1,9 @@
 //! Profiles, following and unfollowing.
 
 use quire_domain::{FieldError, Username};
-use quire_store::{ArticleRecord, Count, Profile};
+use quire_store::{Count, Profile};
 
-use crate::{App, AppError, AppResult, ArticleQuery, Viewer};
+use crate::{App, AppError, AppResult, ArticleQuery, SeenArticle, Viewer};
 
 /// A username from a URL; one that cannot exist is simply not found.
 fn username_in_path(raw: &str) -> AppResult<Username> {
@@ -19,7 +19,7 @@ pub struct Dashboard {
     pub followers: u64,
     pub following: u64,
     /// The five newest, without bodies.
-    pub latest: Vec<ArticleRecord>,
+    pub latest: Vec<SeenArticle>,
 }
 
 /// Counts dashboards abandoned mid-way (the future dropped before it finished).

@@ -14,6 +14,7 @@ mod middleware;
 pub mod openapi;
 mod range;
 pub mod rate_limit;
+mod render;
 mod routes;
 mod views;
 
@@ -103,6 +104,8 @@ pub struct Shared {
     pub sessions: TaskTracker,
     /// Request rate limits and the trusted proxies that name client IPs.
     pub rate_limits: Arc<rate_limit::RateLimits>,
+    /// The tag list's JSON, rendered once per version of the list.
+    pub tags_json: render::TagsJson,
 }
 
 impl std::ops::Deref for AppState {
@@ -127,6 +130,7 @@ impl AppState {
             live: Arc::new(live),
             sessions: TaskTracker::new(),
             rate_limits,
+            tags_json: render::TagsJson::default(),
         }))
     }
 }

@@ -1,10 +1,8 @@
 //! The JSON shapes of `openapi.yml`, built from app records. Field names follow the spec
 //! (camelCase); `bio` and `image` are always present, as `null` when unset; article lists
-//! leave out `body`.
+//! leave out `body`. Article reads are written by [`crate::render`] in these same shapes.
 
-use quire_app::{
-    ArticleList, ArticleRecord, CommentRecord, Dashboard, MediaRecord, Profile, SignedInUser,
-};
+use quire_app::{ArticleRecord, CommentRecord, MediaRecord, Profile, SignedInUser};
 use quire_domain::Timestamp;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -136,15 +134,6 @@ pub struct ArticlesBody<'a> {
     pub articles_count: u64,
 }
 
-impl<'a> From<&'a ArticleList> for ArticlesBody<'a> {
-    fn from(list: &'a ArticleList) -> Self {
-        Self {
-            articles: list.articles.iter().map(ArticleView::from).collect(),
-            articles_count: list.total,
-        }
-    }
-}
-
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommentView<'a> {
@@ -201,23 +190,6 @@ pub struct DashboardStats {
     pub favorites_received: u64,
     pub followers: u64,
     pub following: u64,
-}
-
-impl<'a> From<&'a Dashboard> for DashboardBody<'a> {
-    fn from(dashboard: &'a Dashboard) -> Self {
-        Self {
-            dashboard: DashboardView {
-                profile: (&dashboard.profile).into(),
-                stats: DashboardStats {
-                    articles: dashboard.articles,
-                    favorites_received: dashboard.favorites_received,
-                    followers: dashboard.followers,
-                    following: dashboard.following,
-                },
-                latest_articles: dashboard.latest.iter().map(ArticleView::from).collect(),
-            },
-        }
-    }
 }
 
 #[derive(Serialize, ToSchema)]

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, MaybeAuthUser};
 use crate::openapi::{CommonErrors, Forbidden, NotFound};
 use crate::views::{ArticleBody, ArticlesBody};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, render};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -59,7 +59,7 @@ async fn get_articles_feed(
         .app
         .feed(&viewer, page.limit.as_deref(), page.offset.as_deref())
         .await?;
-    Ok(Json(ArticlesBody::from(&list)).into_response())
+    Ok(render::articles(&list.articles, list.total))
 }
 
 #[utoipa::path(get, path = "/articles", tag = "Articles", operation_id = "GetArticles",
@@ -71,7 +71,7 @@ async fn get_articles(
     ApiQuery(query): ApiQuery<ArticleQuery>,
 ) -> Result<Response, ApiError> {
     let list = state.app.list_articles(query, viewer.as_ref()).await?;
-    Ok(Json(ArticlesBody::from(&list)).into_response())
+    Ok(render::articles(&list.articles, list.total))
 }
 
 #[utoipa::path(post, path = "/articles", tag = "Articles", operation_id = "CreateArticle",
@@ -95,7 +95,7 @@ async fn get_article(
     ApiPath(slug): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let article = state.app.article(&slug, viewer.as_ref()).await?;
-    Ok(article_response(StatusCode::OK, &article))
+    Ok(render::article(&article))
 }
 
 #[utoipa::path(put, path = "/articles/{slug}", tag = "Articles", operation_id = "UpdateArticle",

@@ -71,6 +71,5 @@ async fn get_profile_dashboard(
     ApiPath(username): ApiPath<String>,
 ) -> ProfileResult {
     let dashboard = state.app.dashboard(&username, viewer.as_ref()).await?;
-    let body = DashboardBody::from(&dashboard);
-    Ok(Json(body).into_response())
+    Ok(crate::render::dashboard(&dashboard))
 }

@@ -1,8 +1,7 @@
 //! `GET /tags` (GetTags): every tag in use, sorted.
 
-use axum::Json;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,6 +17,5 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = TagsBody<'static>), CommonErrors))]
 async fn get_tags(State(state): State<AppState>) -> Result<Response, ApiError> {
     let tags = state.app.tags().await?;
-    let tags = tags.iter().map(|t| t.as_str()).collect();
-    Ok(Json(TagsBody { tags }).into_response())
+    Ok(state.tags_json.response(tags))
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use quire_app::{AppError, ArticleQuery, ArticleRecord};
+use quire_app::{AppError, ArticleQuery, ArticleRecord, SeenArticle};
 use serde::Deserialize;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -120,7 +120,7 @@ async fn home(
     if list.articles.is_empty() {
         body.push_str("<p>Nothing here yet.</p>");
     }
-    for article in &list.articles {
+    for article in list.articles.iter().map(SeenArticle::record) {
         let _ = write!(
             body,
             "<article><h2><a href=\"/articles/{}\">{}</a></h2><p>{}</p>{}</article>",
@@ -152,11 +152,12 @@ async fn article(
     ApiPath(slug): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     match state.app.article(&slug, None).await {
-        Ok(article) => {
+        Ok(seen) => {
+            let article = seen.record();
             let body = format!(
                 "<article><h1>{}</h1>{}<p><em>{}</em></p><div class=\"body\">{}</div></article>",
                 escape(&article.title),
-                meta(&article),
+                meta(article),
                 escape(&article.description),
                 escape(article.body.as_deref().unwrap_or_default())
             );
