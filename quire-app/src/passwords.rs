@@ -56,7 +56,7 @@ impl PasswordHasher {
     pub fn new(settings: PasswordHashing) -> AppResult<Self> {
         let params = Params::new(settings.memory_kib, settings.iterations, 1, None)
             .map_err(|e| AppError::Internal(format!("bad argon2 parameters: {e}")))?;
-        let dummy_hash = hash_blocking(&params, "not-a-real-password")?;
+        let dummy_hash = dummy_hash(&params)?;
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
@@ -136,6 +136,26 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// A well-formed hash with `params` that no password matches (its output is all zeros, which
+/// argon2 does not produce in practice): verifying against it costs what a real check does,
+/// and making it costs nothing (no hash is computed at start-up).
+fn dummy_hash(params: &Params) -> AppResult<String> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: params
+            .try_into()
+            .map_err(|e| AppError::Internal(format!("bad argon2 parameters: {e}")))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(
+            argon2::password_hash::Output::new(&[0; Params::DEFAULT_OUTPUT_LEN])
+                .map_err(|e| AppError::Internal(format!("bad dummy hash: {e}")))?,
+        ),
+    };
+    Ok(hash.to_string())
+}
+
 fn hash_blocking(params: &Params, password: &str) -> AppResult<String> {
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
@@ -203,6 +223,21 @@ mod tests {
         assert!(hasher.verify(pw, Some(hash.clone())).await.unwrap());
         let wrong = Password::parse("wrong horse").unwrap();
         assert!(!hasher.verify(wrong, Some(hash)).await.unwrap());
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_does() {
+        let params = Params::new(19 * 1024, 2, 1, None).unwrap();
+        let dummy = dummy_hash(&params).unwrap();
+        let real = hash_blocking(&params, "anything").unwrap();
+        let (dummy, real) = (
+            PasswordHash::new(&dummy).unwrap(),
+            PasswordHash::new(&real).unwrap(),
+        );
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        assert_eq!(dummy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
     }
 
     #[tokio::test]

@@ -4,6 +4,10 @@
 use clap::Parser;
 use quire_cli::{Cli, Command};
 
+/// mimalloc: fewer CPU cycles per request than the system allocator (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let _log = quire_cli::telemetry::init(cli.settings.log_format);
