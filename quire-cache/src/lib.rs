@@ -14,8 +14,8 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -36,6 +36,10 @@ pub struct ExactCache<K, V> {
     stamps: Cache<K, u64>,
     epoch: AtomicU64,
     floor: AtomicU64,
+    /// The newest stamp any key got: an entry loaded at or after it needs no stamp lookup.
+    newest_stamp: AtomicU64,
+    hits: OnceLock<metrics::Counter>,
+    misses: OnceLock<metrics::Counter>,
 }
 
 impl<K, V> ExactCache<K, V>
@@ -65,12 +69,37 @@ where
                 .build(),
             epoch: AtomicU64::new(1),
             floor: AtomicU64::new(0),
+            newest_stamp: AtomicU64::new(0),
+            hits: OnceLock::new(),
+            misses: OnceLock::new(),
         }
     }
 
     async fn fresh(&self, key: &K, entry: &Entry<V>) -> bool {
+        if entry.loaded_at < self.floor.load(Ordering::SeqCst) {
+            return false;
+        }
+        // No key was stamped since this load began (the common case while nothing is being
+        // written): its own stamp, if any, is older, so the lookup can be skipped.
+        if entry.loaded_at >= self.newest_stamp.load(Ordering::SeqCst) {
+            return true;
+        }
         let stamp = self.stamps.get(key).await.unwrap_or(0);
-        entry.loaded_at >= stamp.max(self.floor.load(Ordering::SeqCst))
+        entry.loaded_at >= stamp
+    }
+
+    /// Counts a hit. Handles are made on first use, not in `new`: a cache may be built
+    /// before the metrics recorder is installed, and a handle made then would count nowhere.
+    fn hit(&self) {
+        self.hits
+            .get_or_init(|| metrics::counter!("cache_hits_total", "cache" => self.name))
+            .increment(1);
+    }
+
+    fn miss(&self) {
+        self.misses
+            .get_or_init(|| metrics::counter!("cache_misses_total", "cache" => self.name))
+            .increment(1);
     }
 
     /// The cached value, or `load()`'s (cached unless an invalidation raced with it).
@@ -82,12 +111,12 @@ where
     {
         if let Some(entry) = self.values.get(key).await {
             if self.fresh(key, &entry).await {
-                metrics::counter!("cache_hits_total", "cache" => self.name).increment(1);
+                self.hit();
                 return Ok(entry.value.clone());
             }
             self.values.invalidate(key).await;
         }
-        metrics::counter!("cache_misses_total", "cache" => self.name).increment(1);
+        self.miss();
         let started = self.epoch.load(Ordering::SeqCst);
         let entry = self
             .values
@@ -112,7 +141,7 @@ where
     pub async fn get(&self, key: &K) -> Option<V> {
         let entry = self.values.get(key).await?;
         if self.fresh(key, &entry).await {
-            metrics::counter!("cache_hits_total", "cache" => self.name).increment(1);
+            self.hit();
             Some(entry.value.clone())
         } else {
             None
@@ -127,7 +156,7 @@ where
     /// Caches a value loaded from a read that began at `started` (see [`Self::epoch`]). If an
     /// invalidation happened since, the value is never served.
     pub async fn insert(&self, key: K, value: V, started: u64) {
-        metrics::counter!("cache_misses_total", "cache" => self.name).increment(1);
+        self.miss();
         self.values
             .insert(
                 key,
@@ -142,6 +171,7 @@ where
     /// Forgets `key`; loads that began before this call will not be served.
     pub async fn invalidate(&self, key: &K) {
         let stamp = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.newest_stamp.fetch_max(stamp, Ordering::SeqCst);
         self.stamps.insert(key.clone(), stamp).await;
         self.values.invalidate(key).await;
     }
@@ -189,6 +219,27 @@ mod tests {
         assert_eq!(loads.load(Ordering::SeqCst), 2);
         cache.invalidate_all();
         cache.get_or_load(&1, load).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn invalidating_one_key_keeps_serving_the_others() {
+        let cache = cache();
+        let loads = AtomicUsize::new(0);
+        let load = |v: &'static str| {
+            let loads = &loads;
+            move || async move {
+                loads.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, ()>(v.to_owned())
+            }
+        };
+        cache.get_or_load(&1, load("one")).await.unwrap();
+        cache.get_or_load(&2, load("two")).await.unwrap();
+        cache.invalidate(&1).await;
+        // Key 2 was loaded before the newest stamp: its own (absent) stamp is looked up.
+        assert_eq!(cache.get_or_load(&2, load("2!")).await.unwrap(), "two");
+        assert_eq!(cache.get_or_load(&1, load("1!")).await.unwrap(), "1!");
+        assert_eq!(cache.get(&1).await.as_deref(), Some("1!"));
         assert_eq!(loads.load(Ordering::SeqCst), 3);
     }
 
