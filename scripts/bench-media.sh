@@ -75,7 +75,8 @@ run() {
     echo "== media $1" >&2
     taskset -c 1 "$bench" media --scenario "$1" --quire "127.0.0.1:$port" --token "$token" "${@:2}" | tee -a "$work/results.jsonl"
 }
-run download --peer "127.0.0.1:$nginx_port"
+nginx_worker=$(pgrep -P "$nginx_pid" | head -1)
+run download --peer "127.0.0.1:$nginx_port" --server-pid "$quire_pid" --peer-pid "$nginx_worker" --repeat 10
 run upload --scratch "$work/media"
 run concurrent --server-pid "$quire_pid" --repeat 1
 run abort --server-pid "$quire_pid" --media-dir "$work/media" --aborts "$aborts" --repeat 1
@@ -93,6 +94,9 @@ for r in results:
     if "ratio" in r:
         peer = "nginx sendfile" if "download" in r["scenario"] else "write + one fsync"
         lines.append(f"| {r['scenario']} (128 MiB) | {r['quire_mb_s']:.0f} MB/s | {r['peer_mb_s']:.0f} MB/s ({peer}) | {r['ratio']:.2f} | {r['goal']} | {'met' if r['met'] else 'not met'} |")
+        if r.get("quire_cpu_s_per_gib") and r.get("peer_cpu_s_per_gib"):
+            q, p = r["quire_cpu_s_per_gib"], r["peer_cpu_s_per_gib"]
+            lines.append(f"| media download: server CPU per GiB sent | {q*1000:.0f} ms | {p*1000:.0f} ms (nginx worker) | {q/p:.2f}× | (stable figure, no goal) | — |")
     elif "rss_growth_mb" in r:
         lines.append(f"| {r['scenario']} | RSS +{r['rss_growth_mb']:.1f} MB (from {r['rss_before_mb']:.1f} MB) | — | — | {r['goal']} | {'met' if r['met'] else 'not met'} |")
     else:

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+
+use crate::cpu;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -46,9 +48,12 @@ pub struct MediaArgs {
     /// A directory on the disk quire writes media to (for the fsync'd copy baseline).
     #[arg(long)]
     pub scratch: Option<PathBuf>,
-    /// quire's process id (RSS, descriptors).
+    /// quire's process id (RSS, descriptors; CPU time per GiB in the download scenario).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// The peer's serving process id (download: nginx's worker), for its CPU time per GiB.
+    #[arg(long)]
+    pub peer_pid: Option<u32>,
     /// quire's media directory (staged uploads).
     #[arg(long)]
     pub media_dir: Option<PathBuf>,
@@ -194,11 +199,17 @@ async fn download(args: &MediaArgs) -> anyhow::Result<Value> {
     let path = format!("/media/{id}");
     let quire = args.quire.to_string();
     let bytes = data.len();
+    // Both page caches warm before anything is measured.
+    get(&quire, &path).await?;
+    get(peer_addr, &peer_path).await?;
+    let quire_cpu = CpuMeter::start(args.server_pid)?;
     let quire_mb = best_of(args.repeat, bytes, || async {
         ensure!(get(&quire, &path).await? == bytes, "short download");
         Ok(())
     })
     .await?;
+    let quire_cpu = quire_cpu.seconds_per_gib(args.repeat * bytes)?;
+    let peer_cpu = CpuMeter::start(args.peer_pid)?;
     let peer_mb = best_of(args.repeat, bytes, || async {
         ensure!(
             get(peer_addr, &peer_path).await? == bytes,
@@ -207,11 +218,38 @@ async fn download(args: &MediaArgs) -> anyhow::Result<Value> {
         Ok(())
     })
     .await?;
+    let peer_cpu = peer_cpu.seconds_per_gib(args.repeat * bytes)?;
     Ok(
         json!({"scenario": "media download", "bytes": bytes, "quire_mb_s": quire_mb,
               "peer_mb_s": peer_mb, "ratio": quire_mb / peer_mb, "goal": ">= 0.90",
-              "met": quire_mb / peer_mb >= 0.9}),
+              "met": quire_mb / peer_mb >= 0.9,
+              "quire_cpu_s_per_gib": quire_cpu, "peer_cpu_s_per_gib": peer_cpu}),
     )
+}
+
+/// The CPU time a server process spends over some transfers (none without a process id).
+struct CpuMeter {
+    pid: Option<u32>,
+    before: Option<cpu::CpuTicks>,
+}
+
+impl CpuMeter {
+    fn start(pid: Option<u32>) -> anyhow::Result<Self> {
+        let before = pid.map(|pid| cpu::read(&pid.to_string())).transpose()?;
+        Ok(Self { pid, before })
+    }
+
+    /// CPU seconds per GiB moved, since `start`.
+    fn seconds_per_gib(self, bytes: usize) -> anyhow::Result<Option<f64>> {
+        let (Some(pid), Some(before)) = (self.pid, self.before) else {
+            return Ok(None);
+        };
+        let after = cpu::read(&pid.to_string())?;
+        let used = cpu::elapsed(before, after, cpu::clock_ticks_per_second());
+        Ok(Some(
+            used.as_secs_f64() / (bytes as f64 / f64::from(1u32 << 30)),
+        ))
+    }
 }
 
 /// The baseline: write the same bytes to a file on the same disk, one fsync at the end.

@@ -2,21 +2,25 @@
 //! in `<dir>/tmp/`.
 //!
 //! Uploads are written to a temporary file, fsynced, and renamed into place only when complete
-//! (then the directory is fsynced), so a blob file is always whole. Every disk operation runs on
-//! tokio's blocking pool one chunk at a time, with the next chunk's network read overlapping the
-//! previous chunk's write: no async worker thread ever blocks on the disk, and no blocking
-//! thread is held while a slow client sends or receives. Memory per transfer is bounded by two
-//! chunks, however large the file.
+//! (then the directory is fsynced), so a blob file is always whole; while an upload streams in,
+//! what it wrote so far is flushed in the background, so the final fsync finds little left.
+//! Downloads map the file a window at a time, read in from disk on the blocking pool, and the
+//! socket write copies straight from the page cache (no read into a heap buffer, which the
+//! allocator would keep around per thread). Every disk operation runs on tokio's blocking pool
+//! one chunk at a time, with the next chunk's network transfer overlapping the previous one's
+//! disk work: no async worker thread ever blocks on the disk, and no blocking thread is held
+//! while a slow client sends or receives. Memory per transfer is bounded by two chunks,
+//! however large the file.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
@@ -24,11 +28,11 @@ use tokio::task::{JoinHandle, spawn_blocking};
 
 use crate::{BlobReader, BlobStore, ByteStream, MediaError, StoredBlob, is_blob_name};
 
-/// Bytes gathered per blocking write call (uploads): an upload holds a batch being filled and
-/// one being written.
+/// Bytes written per blocking call (uploads): an upload holds a chunk being filled and one
+/// being written.
 const WRITE_CHUNK: usize = 256 * 1024;
-/// Bytes read per blocking call (downloads): large reads keep pace with the socket.
-const READ_CHUNK: usize = 256 * 1024;
+/// Bytes mapped per blocking call (downloads): one window is sent while the next is mapped.
+const READ_CHUNK: usize = 512 * 1024;
 
 /// A blob store in a local directory.
 pub struct FsBlobStore {
@@ -77,20 +81,26 @@ struct Staged {
 }
 
 impl Staged {
-    /// Hashes and writes `chunks` (the network's buffers as they came, not copied together).
-    fn append(mut self, chunks: &[Bytes]) -> io::Result<Self> {
-        for chunk in chunks {
-            self.hasher.update(chunk);
-            self.file.as_file_mut().write_all(chunk)?;
-        }
+    fn append(mut self, data: &[u8]) -> io::Result<Self> {
+        self.hasher.update(data);
+        self.file.as_file_mut().write_all(data)?;
         Ok(self)
     }
 }
 
-/// Writes chunks one blocking call at a time, keeping at most one write in flight.
+/// Bytes written between background flushes: the disk writes an upload back while more of it
+/// arrives, so the fsync that makes it durable finds little left to do.
+const FLUSH_EVERY: u64 = 16 * 1024 * 1024;
+
+/// Writes chunks one blocking call at a time, keeping at most one write in flight, and
+/// flushes what was written in the background every [`FLUSH_EVERY`] bytes.
 struct Writer {
     idle: Option<Staged>,
     in_flight: Option<JoinHandle<io::Result<Staged>>>,
+    /// The staged file again (a second descriptor), for flushing beside the writes.
+    flush_handle: Arc<File>,
+    flushing: Option<JoinHandle<io::Result<()>>>,
+    unflushed: u64,
 }
 
 impl Writer {
@@ -104,14 +114,33 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, chunks: Vec<Bytes>) -> io::Result<()> {
+    async fn write(&mut self, data: Bytes) -> io::Result<()> {
         let staged = self.take().await?;
-        self.in_flight = Some(spawn_blocking(move || staged.append(&chunks)));
+        self.unflushed += data.len() as u64;
+        self.in_flight = Some(spawn_blocking(move || staged.append(&data)));
+        if self.unflushed >= FLUSH_EVERY && self.flushing.as_ref().is_none_or(|f| f.is_finished()) {
+            self.flushed().await?;
+            let file = self.flush_handle.clone();
+            self.flushing = Some(spawn_blocking(move || file.sync_data()));
+            self.unflushed = 0;
+        }
         Ok(())
+    }
+
+    /// Waits for the background flush, if any. Its failure fails the upload: the descriptors
+    /// share one open file, so the final fsync would not report the same error again.
+    async fn flushed(&mut self) -> io::Result<()> {
+        match self.flushing.take() {
+            Some(flush) => flush
+                .await
+                .map_err(|e| io::Error::other(format!("flush task failed: {e}")))?,
+            None => Ok(()),
+        }
     }
 
     /// Drops the staged file (removing it) off the async threads, after any write in flight.
     async fn discard(mut self) {
+        let _ = self.flushed().await;
         if let Ok(staged) = self.take().await {
             let _ = spawn_blocking(move || drop(staged)).await;
         }
@@ -122,19 +151,28 @@ impl Writer {
 impl BlobStore for FsBlobStore {
     async fn put(&self, mut body: ByteStream, max_bytes: u64) -> Result<StoredBlob, MediaError> {
         let tmp = self.tmp.clone();
-        let file =
-            blocking(move || tempfile::Builder::new().prefix("upload-").tempfile_in(tmp)).await?;
+        let (file, flush_handle) = blocking(move || {
+            let file = tempfile::Builder::new()
+                .prefix("upload-")
+                .tempfile_in(tmp)?;
+            let again = file.as_file().try_clone()?;
+            Ok((file, again))
+        })
+        .await?;
         let mut writer = Writer {
             idle: Some(Staged {
                 file,
                 hasher: Sha256::new(),
             }),
             in_flight: None,
+            flush_handle: Arc::new(flush_handle),
+            flushing: None,
+            unflushed: 0,
         };
         let mut size: u64 = 0;
-        // The network's chunks are kept as they came (no copy) until they add up to a write.
-        let mut pending: Vec<Bytes> = Vec::new();
-        let mut pending_bytes = 0;
+        // Chunks are gathered into a buffer of our own: holding the network's buffers instead
+        // would pin memory several times their size.
+        let mut buffer = BytesMut::with_capacity(WRITE_CHUNK);
         let received: Result<(), MediaError> = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| MediaError::Aborted(e.to_string()))?;
@@ -142,15 +180,13 @@ impl BlobStore for FsBlobStore {
                 if size > max_bytes {
                     return Err(MediaError::TooLarge { limit: max_bytes });
                 }
-                pending_bytes += chunk.len();
-                pending.push(chunk);
-                if pending_bytes >= WRITE_CHUNK {
-                    writer.write(std::mem::take(&mut pending)).await?;
-                    pending_bytes = 0;
+                buffer.extend_from_slice(&chunk);
+                if buffer.len() >= WRITE_CHUNK {
+                    writer.write(buffer.split().freeze()).await?;
                 }
             }
-            if !pending.is_empty() {
-                writer.write(pending).await?;
+            if !buffer.is_empty() {
+                writer.write(buffer.split().freeze()).await?;
             }
             Ok(())
         }
@@ -160,6 +196,7 @@ impl BlobStore for FsBlobStore {
             return Err(e);
         }
         let staged = writer.take().await?;
+        writer.flushed().await?;
         let blobs = self.blobs.clone();
         let stored = blocking(move || commit(staged, size, &blobs)).await?;
         Ok(stored)
@@ -227,6 +264,26 @@ fn commit(staged: Staged, size: u64, blobs: &Path) -> io::Result<StoredBlob> {
     Ok(StoredBlob { sha256, size })
 }
 
+/// `len` bytes of `file` from `offset`, mapped into memory and read in from disk now (on the
+/// blocking pool), so sending them copies straight from the page cache to the socket: no read
+/// into a buffer first, and no disk wait on the async thread that writes them. The mapping is
+/// undone when the last `Bytes` pointing into it is dropped.
+#[allow(unsafe_code)]
+fn map_window(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    // SAFETY: a mapped file must not change while mapped. Blob files never do: each is written
+    // under a temporary name, fsynced and renamed into place under the hash of its bytes, and
+    // nothing in quire writes to or truncates it afterwards (removal unlinks it, and the
+    // mapping keeps the unlinked inode alive).
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .populate()
+            .map(file)?
+    };
+    Ok(Bytes::from_owner(map))
+}
+
 /// An open blob file.
 struct FsBlob {
     file: Arc<File>,
@@ -243,19 +300,8 @@ impl BlobReader for FsBlob {
         let read = move |offset: u64, end: u64| {
             let file = file.clone();
             spawn_blocking(move || {
-                let len = (end - offset).min(READ_CHUNK as u64);
-                // Read into fresh capacity: read_to_end never zero-fills what read(2) overwrites.
-                let mut buf = Vec::with_capacity(len as usize);
-                let mut reader = &*file;
-                reader.seek(SeekFrom::Start(offset))?;
-                reader.take(len).read_to_end(&mut buf)?;
-                if (buf.len() as u64) < len {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "blob shorter than its size",
-                    ));
-                }
-                Ok::<_, io::Error>(Bytes::from(buf))
+                let len = (end - offset).min(READ_CHUNK as u64) as usize;
+                map_window(&file, offset, len)
             })
         };
         // Keep one read ahead of the socket so disk and network overlap.
