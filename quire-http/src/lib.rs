@@ -8,6 +8,7 @@
 pub mod client_ip;
 pub mod error;
 mod extract;
+mod lifecycle;
 pub mod live;
 pub mod metrics;
 mod middleware;

@@ -1,5 +1,6 @@
-//! Prometheus metrics: the recorder, the per-request middleware (labelled by matched route,
-//! never by raw path, so label cardinality stays bounded) and `GET /metrics`, which adds
+//! Prometheus metrics: the recorder, the per-request figures (recorded by the request
+//! middleware, labelled by matched route, never by raw path, so label cardinality stays
+//! bounded) and `GET /metrics`, which adds
 //! process and live-connection gauges read at scrape time. Other crates record through the
 //! `metrics` facade (the engine: connections; the store: queue depth, query time, batch size).
 
@@ -8,9 +9,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -43,13 +43,20 @@ pub fn recorder() -> PrometheusHandle {
 }
 
 /// The in-flight gauge, looked up once (the registry hashes its key on every lookup).
-fn in_flight() -> &'static metrics::Gauge {
+pub(crate) fn in_flight() -> &'static metrics::Gauge {
     static GAUGE: OnceLock<metrics::Gauge> = OnceLock::new();
     GAUGE.get_or_init(|| metrics::gauge!("http_requests_in_flight"))
 }
 
-/// Decrements the in-flight gauge even when the request is cancelled.
-struct InFlight;
+/// Counts a request in flight until dropped (so also when the request is cancelled).
+pub(crate) struct InFlight;
+
+impl InFlight {
+    pub(crate) fn start() -> Self {
+        in_flight().increment(1.0);
+        Self
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -71,7 +78,8 @@ thread_local! {
         RefCell::new(HashMap::new());
 }
 
-fn record(method: &Method, route: &str, status: u16, seconds: f64) {
+/// Records one answered request: its latency and its count by status.
+pub(crate) fn record(method: &Method, route: &str, status: u16, seconds: f64) {
     HANDLES.with_borrow_mut(|handles| {
         let routes = handles.entry(method.clone()).or_default();
         if !routes.contains_key(route) {
@@ -98,25 +106,6 @@ fn record(method: &Method, route: &str, status: u16, seconds: f64) {
             })
             .increment(1);
     });
-}
-
-/// Counts and times every request by method, matched route and status.
-pub async fn track(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = request.method().clone();
-    in_flight().increment(1.0);
-    let in_flight = InFlight;
-    let start = Instant::now();
-    let response = next.run(request).await;
-    drop(in_flight);
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    record(
-        &method,
-        route,
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
-    response
 }
 
 /// `GET /metrics`.
