@@ -129,6 +129,7 @@ impl App {
             .await?;
         self.cache.slugs.invalidate(&article.slug).await;
         self.forget_lists_and_tags();
+        self.forget_stats(&[viewer.id()]).await;
         self.publish_article(EventKind::ArticleCreated, &article);
         Ok(article)
     }
@@ -181,6 +182,8 @@ impl App {
         let deleted = self.store.delete_article(article.id).await;
         self.forget_article(&article).await;
         self.forget_lists_and_tags();
+        // Its favorites went with it.
+        self.forget_stats(&[article.author.id]).await;
         if !deleted? {
             return Err(AppError::NotFound("article"));
         }
@@ -210,6 +213,7 @@ impl App {
         let article = article.ok_or(AppError::NotFound("article"))?;
         self.cache.articles.invalidate(&article.id).await;
         self.forget_viewer(viewer.id()).await;
+        self.forget_stats(&[article.author.id]).await;
         self.publish_article(EventKind::FavoriteChanged, &article);
         Ok(article)
     }

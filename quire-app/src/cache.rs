@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use quire_cache::ExactCache;
 use quire_domain::{ArticleId, Page, Tag, UserId};
-use quire_store::{ArticleFilter, ArticleRecord, Profile, StoreError, UserRecord};
+use quire_store::{ArticleFilter, ArticleRecord, Count, Profile, StoreError, UserRecord};
 
 use crate::{App, AppError, AppResult, SeenArticle, SharedArticle, Viewer};
 
@@ -55,6 +55,21 @@ pub(crate) struct ReadCache {
     pub feeds: ExactCache<UserId, IdPage>,
     /// What each signed-in user favorited and follows, for `favorited`/`following` flags.
     pub viewers: ExactCache<UserId, Arc<ViewerState>>,
+    /// Each user's dashboard numbers.
+    pub stats: ExactCache<UserId, UserStats>,
+}
+
+/// A user's numbers, as their dashboard shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserStats {
+    /// Articles they wrote.
+    pub articles: u64,
+    /// Favorites their articles received.
+    pub favorites_received: u64,
+    /// Users following them.
+    pub followers: u64,
+    /// Users they follow.
+    pub following: u64,
 }
 
 /// One user's favorites and follows.
@@ -90,6 +105,7 @@ impl ReadCache {
             viewers: ExactCache::new("viewers", VIEWER_IDS, ttl, |v: &Arc<ViewerState>| {
                 u32::try_from(v.favorited.len() + v.following.len() + 1).unwrap_or(u32::MAX)
             }),
+            stats: ExactCache::new("stats", entries, ttl, |_| 1),
         }
     }
 }
@@ -274,6 +290,36 @@ impl App {
             })
             .await
             .map_err(from_shared)
+    }
+
+    /// `user`'s dashboard numbers, counted concurrently on a miss.
+    pub(crate) async fn cached_stats(&self, user: UserId) -> AppResult<UserStats> {
+        self.cache
+            .stats
+            .get_or_load(&user, || async {
+                let count = |what| async move { self.store.count(what).await.map_err(Arc::new) };
+                let (articles, favorites_received, followers, following) = tokio::try_join!(
+                    count(Count::ArticlesBy(user)),
+                    count(Count::FavoritesReceived(user)),
+                    count(Count::Followers(user)),
+                    count(Count::Following(user)),
+                )?;
+                Ok(UserStats {
+                    articles,
+                    favorites_received,
+                    followers,
+                    following,
+                }) as Loaded<_>
+            })
+            .await
+            .map_err(from_shared)
+    }
+
+    /// Forgets the dashboard numbers of `users` (after a write changed them).
+    pub(crate) async fn forget_stats(&self, users: &[UserId]) {
+        for user in users {
+            self.cache.stats.invalidate(user).await;
+        }
     }
 
     /// Forgets what `user` favorited and follows, and so their feed (after they change either).

@@ -1,7 +1,7 @@
 //! Profiles, following and unfollowing.
 
 use quire_domain::{FieldError, Username};
-use quire_store::{Count, Profile};
+use quire_store::Profile;
 
 use crate::{App, AppError, AppResult, ArticleQuery, SeenArticle, Viewer};
 
@@ -36,32 +36,28 @@ impl Drop for Gathering {
 }
 
 impl App {
-    /// Gathers a dashboard with its parts queried concurrently. Dropping the future (the client
-    /// went away) abandons the parts not yet run: queued store reads are skipped.
+    /// Gathers a dashboard with its parts (the user's numbers and latest articles, each
+    /// cached) loaded concurrently. Dropping the future (the client went away) abandons the
+    /// parts not yet run: queued store reads are skipped.
     pub async fn dashboard(&self, username: &str, viewer: Option<&Viewer>) -> AppResult<Dashboard> {
         let mut gathering = Gathering { done: false };
         let profile = self.profile(username, viewer).await?;
-        let id = profile.id;
-        let count = |what| async move { Ok::<_, AppError>(self.store.count(what).await?) };
         let latest = ArticleQuery {
             author: Some(profile.username.clone()),
             limit: Some("5".to_owned()),
             ..ArticleQuery::default()
         };
-        let (articles, favorites_received, followers, following, latest) = tokio::try_join!(
-            count(Count::ArticlesBy(id)),
-            count(Count::FavoritesReceived(id)),
-            count(Count::Followers(id)),
-            count(Count::Following(id)),
+        let (stats, latest) = tokio::try_join!(
+            self.cached_stats(profile.id),
             self.list_articles(latest, viewer),
         )?;
         gathering.done = true;
         Ok(Dashboard {
             profile,
-            articles,
-            favorites_received,
-            followers,
-            following,
+            articles: stats.articles,
+            favorites_received: stats.favorites_received,
+            followers: stats.followers,
+            following: stats.following,
             latest: latest.articles,
         })
     }
@@ -93,13 +89,17 @@ impl App {
         }
         let followed = self.store.follow(viewer.id(), &username).await;
         self.forget_viewer(viewer.id()).await;
-        followed?.ok_or(AppError::NotFound("profile"))
+        let followed = followed?.ok_or(AppError::NotFound("profile"))?;
+        self.forget_stats(&[viewer.id(), followed.id]).await;
+        Ok(followed)
     }
 
     pub async fn unfollow(&self, viewer: &Viewer, username: &str) -> AppResult<Profile> {
         let username = username_in_path(username)?;
         let unfollowed = self.store.unfollow(viewer.id(), &username).await;
         self.forget_viewer(viewer.id()).await;
-        unfollowed?.ok_or(AppError::NotFound("profile"))
+        let unfollowed = unfollowed?.ok_or(AppError::NotFound("profile"))?;
+        self.forget_stats(&[viewer.id(), unfollowed.id]).await;
+        Ok(unfollowed)
     }
 }
