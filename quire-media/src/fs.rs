@@ -30,9 +30,9 @@ use crate::{BlobReader, BlobStore, ByteStream, MediaError, StoredBlob, is_blob_n
 
 /// Bytes written per blocking call (uploads): an upload holds a chunk being filled and one
 /// being written.
-const WRITE_CHUNK: usize = 256 * 1024;
+const WRITE_CHUNK: usize = 128 * 1024;
 /// Bytes mapped per blocking call (downloads): one window is sent while the next is mapped.
-const READ_CHUNK: usize = 512 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 /// A blob store in a local directory.
 pub struct FsBlobStore {
