@@ -164,7 +164,7 @@ pub(crate) async fn prepare(
     Ok((viewer, filter))
 }
 
-#[utoipa::path(get, path = "/live", tag = "Live", operation_id = "LiveWebSocket",
+#[utoipa::path(get, path = "/api/live", tag = "Live", operation_id = "LiveWebSocket",
     description = "A WebSocket of JSON text events (article and comment changes) for the chosen topics; subscriptions can change by message.",
     params(LiveParams),
     security((), ("Token" = [])),

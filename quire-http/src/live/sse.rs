@@ -31,7 +31,7 @@ fn to_sse(event: &Event) -> SseEvent {
         .data(event.text())
 }
 
-#[utoipa::path(get, path = "/live/sse", tag = "Live", operation_id = "LiveEvents",
+#[utoipa::path(get, path = "/api/live/sse", tag = "Live", operation_id = "LiveEvents",
     description = "The same events as Server-Sent Events, resumable with `Last-Event-ID`.",
     params(LiveParams),
     security((), ("Token" = [])),

@@ -43,7 +43,7 @@ fn article_response(status: StatusCode, article: &ArticleRecord) -> Response {
     (status, Json(ArticleBody::from(article))).into_response()
 }
 
-#[utoipa::path(get, path = "/articles/feed", tag = "Articles", operation_id = "GetArticlesFeed",
+#[utoipa::path(get, path = "/api/articles/feed", tag = "Articles", operation_id = "GetArticlesFeed",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, description = "articles per page, 1 to 100 (larger values count as 100); default 20"),
         ("offset" = Option<u32>, Query, description = "articles to skip; default 0"),
@@ -62,7 +62,7 @@ async fn get_articles_feed(
     Ok(render::articles(&list.articles, list.total))
 }
 
-#[utoipa::path(get, path = "/articles", tag = "Articles", operation_id = "GetArticles",
+#[utoipa::path(get, path = "/api/articles", tag = "Articles", operation_id = "GetArticles",
     params(ArticleQuery), security((), ("Token" = [])),
     responses((status = 200, body = ArticlesBody<'static>), CommonErrors))]
 async fn get_articles(
@@ -74,7 +74,7 @@ async fn get_articles(
     Ok(render::articles(&list.articles, list.total))
 }
 
-#[utoipa::path(post, path = "/articles", tag = "Articles", operation_id = "CreateArticle",
+#[utoipa::path(post, path = "/api/articles", tag = "Articles", operation_id = "CreateArticle",
     request_body = ArticleEnvelope<NewArticleInput>, security(("Token" = [])),
     responses((status = 201, body = ArticleBody<'static>), CommonErrors))]
 async fn create_article(
@@ -86,7 +86,7 @@ async fn create_article(
     Ok(article_response(StatusCode::CREATED, &article))
 }
 
-#[utoipa::path(get, path = "/articles/{slug}", tag = "Articles", operation_id = "GetArticle",
+#[utoipa::path(get, path = "/api/articles/{slug}", tag = "Articles", operation_id = "GetArticle",
     params(("slug" = String, Path, description = "the article's slug")), security((), ("Token" = [])),
     responses((status = 200, body = ArticleBody<'static>), NotFound, CommonErrors))]
 async fn get_article(
@@ -98,7 +98,7 @@ async fn get_article(
     Ok(render::article(&article))
 }
 
-#[utoipa::path(put, path = "/articles/{slug}", tag = "Articles", operation_id = "UpdateArticle",
+#[utoipa::path(put, path = "/api/articles/{slug}", tag = "Articles", operation_id = "UpdateArticle",
     params(("slug" = String, Path, description = "the article's slug")), request_body = ArticleEnvelope<UpdateArticleInput>, security(("Token" = [])),
     responses((status = 200, body = ArticleBody<'static>), Forbidden, NotFound, CommonErrors))]
 async fn update_article(
@@ -114,7 +114,7 @@ async fn update_article(
     Ok(article_response(StatusCode::OK, &article))
 }
 
-#[utoipa::path(delete, path = "/articles/{slug}", tag = "Articles", operation_id = "DeleteArticle",
+#[utoipa::path(delete, path = "/api/articles/{slug}", tag = "Articles", operation_id = "DeleteArticle",
     params(("slug" = String, Path, description = "the article's slug")), security(("Token" = [])),
     responses((status = 204, description = "deleted"), Forbidden, NotFound, CommonErrors))]
 async fn delete_article(
@@ -126,7 +126,7 @@ async fn delete_article(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/articles/{slug}/favorite", tag = "Favorites", operation_id = "CreateArticleFavorite",
+#[utoipa::path(post, path = "/api/articles/{slug}/favorite", tag = "Favorites", operation_id = "CreateArticleFavorite",
     params(("slug" = String, Path, description = "the article's slug")), security(("Token" = [])),
     responses((status = 200, body = ArticleBody<'static>), NotFound, CommonErrors))]
 async fn create_article_favorite(
@@ -138,7 +138,7 @@ async fn create_article_favorite(
     Ok(article_response(StatusCode::OK, &article))
 }
 
-#[utoipa::path(delete, path = "/articles/{slug}/favorite", tag = "Favorites", operation_id = "DeleteArticleFavorite",
+#[utoipa::path(delete, path = "/api/articles/{slug}/favorite", tag = "Favorites", operation_id = "DeleteArticleFavorite",
     params(("slug" = String, Path, description = "the article's slug")), security(("Token" = [])),
     responses((status = 200, body = ArticleBody<'static>), NotFound, CommonErrors))]
 async fn delete_article_favorite(

@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_article_comment))
 }
 
-#[utoipa::path(get, path = "/articles/{slug}/comments", tag = "Comments", operation_id = "GetArticleComments",
+#[utoipa::path(get, path = "/api/articles/{slug}/comments", tag = "Comments", operation_id = "GetArticleComments",
     params(("slug" = String, Path, description = "the article's slug")), security((), ("Token" = [])),
     responses((status = 200, body = CommentsBody<'static>), NotFound, CommonErrors))]
 async fn get_article_comments(
@@ -44,7 +44,7 @@ async fn get_article_comments(
     Ok(Json(body).into_response())
 }
 
-#[utoipa::path(post, path = "/articles/{slug}/comments", tag = "Comments", operation_id = "CreateArticleComment",
+#[utoipa::path(post, path = "/api/articles/{slug}/comments", tag = "Comments", operation_id = "CreateArticleComment",
     params(("slug" = String, Path, description = "the article's slug")), request_body = CommentEnvelope<NewCommentInput>, security(("Token" = [])),
     responses((status = 200, body = CommentBody<'static>), NotFound, CommonErrors))]
 async fn create_article_comment(
@@ -60,7 +60,7 @@ async fn create_article_comment(
     Ok(Json(body).into_response())
 }
 
-#[utoipa::path(delete, path = "/articles/{slug}/comments/{id}", tag = "Comments", operation_id = "DeleteArticleComment",
+#[utoipa::path(delete, path = "/api/articles/{slug}/comments/{id}", tag = "Comments", operation_id = "DeleteArticleComment",
     params(("slug" = String, Path, description = "the article's slug"), ("id" = i64, Path, description = "the comment's id")),
     security(("Token" = [])),
     responses((status = 204, description = "deleted"), Forbidden, NotFound, CommonErrors))]

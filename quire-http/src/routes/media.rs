@@ -39,7 +39,7 @@ fn to_io(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-#[utoipa::path(post, path = "/media", tag = "Media", operation_id = "UploadMedia",
+#[utoipa::path(post, path = "/api/media", tag = "Media", operation_id = "UploadMedia",
     description = "Streams the body (or the one file part of a `multipart/form-data` body) into content-addressed storage. Allowed types: images, PDF, plain text, octet-stream.",
     request_body(content(
         (Vec<u8> = "application/octet-stream"), (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"),
@@ -95,7 +95,7 @@ async fn upload_media(
     Ok((StatusCode::CREATED, Json(MediaBody::from(&media))).into_response())
 }
 
-#[utoipa::path(delete, path = "/media/{id}", tag = "Media", operation_id = "DeleteMedia",
+#[utoipa::path(delete, path = "/api/media/{id}", tag = "Media", operation_id = "DeleteMedia",
     params(("id" = String, Path, description = "the media id (32 lowercase hex characters)")), security(("Token" = [])),
     responses((status = 204, description = "deleted"), Forbidden, NotFound, CommonErrors))]
 async fn delete_media(

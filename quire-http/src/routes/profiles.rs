@@ -27,7 +27,7 @@ fn respond(profile: Profile) -> ProfileResult {
     Ok(Json(ProfileBody::from(&profile)).into_response())
 }
 
-#[utoipa::path(get, path = "/profiles/{username}", tag = "Profile", operation_id = "GetProfileByUsername",
+#[utoipa::path(get, path = "/api/profiles/{username}", tag = "Profile", operation_id = "GetProfileByUsername",
     params(("username" = String, Path, description = "the profile's username")), security((), ("Token" = [])),
     responses((status = 200, body = ProfileBody<'static>), NotFound, CommonErrors))]
 async fn get_profile_by_username(
@@ -38,7 +38,7 @@ async fn get_profile_by_username(
     respond(state.app.profile(&username, viewer.as_ref()).await?)
 }
 
-#[utoipa::path(post, path = "/profiles/{username}/follow", tag = "Profile", operation_id = "FollowUserByUsername",
+#[utoipa::path(post, path = "/api/profiles/{username}/follow", tag = "Profile", operation_id = "FollowUserByUsername",
     params(("username" = String, Path, description = "the profile's username")), security(("Token" = [])),
     responses((status = 200, body = ProfileBody<'static>), NotFound, CommonErrors))]
 async fn follow_user_by_username(
@@ -49,7 +49,7 @@ async fn follow_user_by_username(
     respond(state.app.follow(&viewer, &username).await?)
 }
 
-#[utoipa::path(delete, path = "/profiles/{username}/follow", tag = "Profile", operation_id = "UnfollowUserByUsername",
+#[utoipa::path(delete, path = "/api/profiles/{username}/follow", tag = "Profile", operation_id = "UnfollowUserByUsername",
     params(("username" = String, Path, description = "the profile's username")), security(("Token" = [])),
     responses((status = 200, body = ProfileBody<'static>), NotFound, CommonErrors))]
 async fn unfollow_user_by_username(
@@ -62,7 +62,7 @@ async fn unfollow_user_by_username(
 
 /// `GET /profiles/{username}/dashboard` (an extension of the spec): the profile, its numbers
 /// and its five latest articles.
-#[utoipa::path(get, path = "/profiles/{username}/dashboard", tag = "Profile", operation_id = "GetProfileDashboard",
+#[utoipa::path(get, path = "/api/profiles/{username}/dashboard", tag = "Profile", operation_id = "GetProfileDashboard",
     params(("username" = String, Path, description = "the profile's username")), security((), ("Token" = [])),
     responses((status = 200, body = DashboardBody<'static>), NotFound, CommonErrors))]
 async fn get_profile_dashboard(

@@ -13,7 +13,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_tags))
 }
 
-#[utoipa::path(get, path = "/tags", tag = "Tags", operation_id = "GetTags",
+#[utoipa::path(get, path = "/api/tags", tag = "Tags", operation_id = "GetTags",
     responses((status = 200, body = TagsBody<'static>), CommonErrors))]
 async fn get_tags(State(state): State<AppState>) -> Result<Response, ApiError> {
     let tags = state.app.tags().await?;

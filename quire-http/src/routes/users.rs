@@ -33,7 +33,7 @@ fn user_response(status: StatusCode, user: &SignedInUser) -> Response {
     (status, Json(UserBody::from(user))).into_response()
 }
 
-#[utoipa::path(post, path = "/users/login", tag = "User and Authentication", operation_id = "Login",
+#[utoipa::path(post, path = "/api/users/login", tag = "User and Authentication", operation_id = "Login",
     request_body = UserEnvelope<LoginInput>,
     responses((status = 200, body = UserBody<'static>), CommonErrors))]
 async fn login(
@@ -44,7 +44,7 @@ async fn login(
     Ok(user_response(StatusCode::OK, &user))
 }
 
-#[utoipa::path(post, path = "/users", tag = "User and Authentication", operation_id = "CreateUser",
+#[utoipa::path(post, path = "/api/users", tag = "User and Authentication", operation_id = "CreateUser",
     request_body = UserEnvelope<NewUserInput>,
     responses((status = 201, body = UserBody<'static>), CommonErrors))]
 async fn create_user(
@@ -55,7 +55,7 @@ async fn create_user(
     Ok(user_response(StatusCode::CREATED, &user))
 }
 
-#[utoipa::path(get, path = "/user", tag = "User and Authentication", operation_id = "GetCurrentUser",
+#[utoipa::path(get, path = "/api/user", tag = "User and Authentication", operation_id = "GetCurrentUser",
     security(("Token" = [])),
     responses((status = 200, body = UserBody<'static>), CommonErrors))]
 async fn get_current_user(AuthUser(viewer): AuthUser) -> Response {
@@ -66,7 +66,7 @@ async fn get_current_user(AuthUser(viewer): AuthUser) -> Response {
     user_response(StatusCode::OK, &user)
 }
 
-#[utoipa::path(put, path = "/user", tag = "User and Authentication", operation_id = "UpdateCurrentUser",
+#[utoipa::path(put, path = "/api/user", tag = "User and Authentication", operation_id = "UpdateCurrentUser",
     security(("Token" = [])), request_body = UserEnvelope<UpdateUserInput>,
     responses((status = 200, body = UserBody<'static>), CommonErrors))]
 async fn update_current_user(
