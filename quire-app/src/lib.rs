@@ -18,7 +18,7 @@ mod users;
 
 use std::sync::Arc;
 
-pub use cache::CacheSettings;
+pub use cache::{CacheSettings, UserStats};
 pub use error::{AppError, AppResult, AuthFailure};
 pub use input::{
     ArticleQuery, LoginInput, NewArticleInput, NewCommentInput, NewUserInput, UpdateArticleInput,

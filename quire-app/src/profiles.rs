@@ -3,7 +3,7 @@
 use quire_domain::{FieldError, Username};
 use quire_store::Profile;
 
-use crate::{App, AppError, AppResult, ArticleQuery, SeenArticle, Viewer};
+use crate::{App, AppError, AppResult, ArticleQuery, SeenArticle, UserStats, Viewer};
 
 /// A username from a URL; one that cannot exist is simply not found.
 fn username_in_path(raw: &str) -> AppResult<Username> {
@@ -14,10 +14,7 @@ fn username_in_path(raw: &str) -> AppResult<Username> {
 #[derive(Debug, Clone)]
 pub struct Dashboard {
     pub profile: Profile,
-    pub articles: u64,
-    pub favorites_received: u64,
-    pub followers: u64,
-    pub following: u64,
+    pub stats: UserStats,
     /// The five newest, without bodies.
     pub latest: Vec<SeenArticle>,
 }
@@ -54,10 +51,7 @@ impl App {
         gathering.done = true;
         Ok(Dashboard {
             profile,
-            articles: stats.articles,
-            favorites_received: stats.favorites_received,
-            followers: stats.followers,
-            following: stats.following,
+            stats,
             latest: latest.articles,
         })
     }

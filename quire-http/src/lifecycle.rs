@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
-use axum::http::{HeaderName, Method, Request, Response, StatusCode};
+use axum::http::{Method, Request, Response, StatusCode};
 use axum::response::IntoResponse;
 use http_body::Body as _;
 use tower::{Layer, Service};
@@ -25,8 +25,7 @@ use tracing::Span;
 
 use crate::ApiError;
 use crate::metrics::{InFlight, record};
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use crate::middleware::REQUEST_ID;
 
 /// Whether `path` streams for as long as its client wants (no overall deadline).
 fn streams(path: &str) -> bool {
@@ -59,11 +58,6 @@ pub(crate) struct Lifecycle<S> {
     settings: LifecycleLayer,
 }
 
-/// What the `request done` line says besides the outcome.
-struct AccessLine {
-    path: String,
-}
-
 impl<S> Service<Request<Body>> for Lifecycle<S>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
@@ -83,10 +77,9 @@ where
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
         let span = tracing::info_span!("request", request_id);
-        let access =
-            (!span.is_disabled() && tracing::enabled!(tracing::Level::INFO)).then(|| AccessLine {
-                path: request.uri().path().to_owned(),
-            });
+        // The path is copied only when the `request done` line will be written.
+        let logged_path = (!span.is_disabled() && tracing::enabled!(tracing::Level::INFO))
+            .then(|| request.uri().path().to_owned());
         let route = request.extensions().get::<MatchedPath>().cloned();
         let method = request.method().clone();
         let deadline = (!streams(request.uri().path()))
@@ -109,7 +102,7 @@ where
                 start,
                 method,
                 route,
-                access,
+                logged_path,
                 _in_flight: in_flight,
             }),
             timeout: self.settings.request_timeout,
@@ -122,7 +115,8 @@ struct Done {
     start: Instant,
     method: Method,
     route: Option<MatchedPath>,
-    access: Option<AccessLine>,
+    /// Set when the `request done` line is to be written.
+    logged_path: Option<String>,
     _in_flight: InFlight,
 }
 
@@ -132,10 +126,10 @@ impl Done {
         let elapsed = self.start.elapsed();
         let status = status.as_u16();
         record(&self.method, route, status, elapsed.as_secs_f64());
-        if let Some(access) = self.access {
+        if let Some(path) = self.logged_path {
             tracing::info!(
                 method = %self.method,
-                path = access.path,
+                path,
                 route,
                 status,
                 latency_ms = elapsed.as_secs_f64() * 1000.0,

@@ -82,29 +82,30 @@ thread_local! {
 pub(crate) fn record(method: &Method, route: &str, status: u16, seconds: f64) {
     HANDLES.with_borrow_mut(|handles| {
         let routes = handles.entry(method.clone()).or_default();
+        // Looked up by `&str` first: the key is allocated only for a route's first request.
         if !routes.contains_key(route) {
             let duration = metrics::histogram!("http_request_duration_seconds",
                 "method" => method.as_str().to_owned(), "route" => route.to_owned());
+            let by_status = HashMap::new();
             routes.insert(
                 route.into(),
                 RouteMetrics {
                     duration,
-                    by_status: HashMap::new(),
+                    by_status,
                 },
             );
         }
-        let Some(entry) = routes.get_mut(route) else {
-            return;
-        };
-        entry.duration.record(seconds);
-        entry
-            .by_status
-            .entry(status)
-            .or_insert_with(|| {
-                metrics::counter!("http_requests_total", "method" => method.as_str().to_owned(),
-                    "route" => route.to_owned(), "status" => status.to_string())
-            })
-            .increment(1);
+        if let Some(entry) = routes.get_mut(route) {
+            entry.duration.record(seconds);
+            entry
+                .by_status
+                .entry(status)
+                .or_insert_with(|| {
+                    metrics::counter!("http_requests_total", "method" => method.as_str().to_owned(),
+                        "route" => route.to_owned(), "status" => status.to_string())
+                })
+                .increment(1);
+        }
     });
 }
 

@@ -22,7 +22,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use crate::lifecycle::LifecycleLayer;
 use crate::{ApiError, AppState, HttpConfig};
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The request id header: taken from the caller or made, echoed, and on every log line.
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Compress JSON and HTML of at least 1 KiB; everything else (media, SSE, metrics) as is.
 #[derive(Debug, Clone, Copy)]

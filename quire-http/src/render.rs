@@ -93,9 +93,9 @@ fn flag(value: bool) -> &'static [u8] {
     if value { b"true" } else { b"false" }
 }
 
-/// Appends `seen` as this reader sees it.
-fn put_article(out: &mut BytesMut, seen: &SeenArticle, with_body: bool) {
-    out.put_slice(&head_of(seen, with_body));
+/// Appends `seen` as this reader sees it, from its rendered `head`.
+fn put_article(out: &mut BytesMut, head: &[u8], seen: &SeenArticle) {
+    out.put_slice(head);
     out.put_slice(flag(seen.following));
     out.put_slice(br#"},"favorited":"#);
     out.put_slice(flag(seen.favorited));
@@ -109,18 +109,18 @@ fn put_list(out: &mut BytesMut, articles: &[SeenArticle]) {
         if i > 0 {
             out.put_u8(b',');
         }
-        put_article(out, seen, false);
+        put_article(out, &head_of(seen, false), seen);
     }
     out.put_u8(b']');
 }
 
-fn json_response(body: BytesMut) -> Response {
+fn json_response(body: Bytes) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body.freeze(),
+        body,
     )
         .into_response()
 }
@@ -142,9 +142,9 @@ pub(crate) fn article(seen: &SeenArticle) -> Response {
     let head = head_of(seen, true);
     let mut out = BytesMut::with_capacity(head.len() + 64);
     out.put_slice(br#"{"article":"#);
-    put_article(&mut out, seen, true);
+    put_article(&mut out, &head, seen);
     out.put_u8(b'}');
-    json_response(out)
+    json_response(out.freeze())
 }
 
 /// `{"articles":[…],"articlesCount":n}`, bodies left out.
@@ -155,7 +155,7 @@ pub(crate) fn articles(articles: &[SeenArticle], total: u64) -> Response {
     out.put_slice(br#","articlesCount":"#);
     out.put_slice(total.to_string().as_bytes());
     out.put_u8(b'}');
-    json_response(out)
+    json_response(out.freeze())
 }
 
 /// `{"dashboard":{"profile":…,"stats":…,"latestArticles":[…]}}`.
@@ -168,10 +168,10 @@ pub(crate) fn dashboard(dashboard: &Dashboard) -> Response {
     let start = Start {
         profile: (&dashboard.profile).into(),
         stats: DashboardStats {
-            articles: dashboard.articles,
-            favorites_received: dashboard.favorites_received,
-            followers: dashboard.followers,
-            following: dashboard.following,
+            articles: dashboard.stats.articles,
+            favorites_received: dashboard.stats.favorites_received,
+            followers: dashboard.stats.followers,
+            following: dashboard.stats.following,
         },
     };
     let mut out = BytesMut::with_capacity(capacity(&dashboard.latest) + 256);
@@ -183,7 +183,7 @@ pub(crate) fn dashboard(dashboard: &Dashboard) -> Response {
     out.put_slice(br#","latestArticles":"#);
     put_list(&mut out, &dashboard.latest);
     out.put_slice(b"}}");
-    json_response(out)
+    json_response(out.freeze())
 }
 
 /// `{"tags":[…]}` of the last tag list seen, kept while the app serves that same list.
@@ -204,14 +204,7 @@ impl TagsJson {
             }
         };
         drop(last);
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            json,
-        )
-            .into_response()
+        json_response(json)
     }
 }
 
