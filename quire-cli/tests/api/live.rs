@@ -389,21 +389,34 @@ async fn shutdown_closes_live_sockets_with_1001() {
         .unwrap();
 }
 
-/// Sockets on `port` in CLOSE_WAIT (the server never closed its side).
-fn close_wait_on(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+/// The kernel's states (`/proc/net/tcp`'s hex codes) of the IPv4 sockets whose local port is
+/// `port`. Panics if the table cannot be read: a count of zero must mean "none", never "unknown".
+fn socket_states_on(port: u16) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
     table
         .lines()
         .skip(1)
-        .filter(|line| {
+        .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let local_port = fields[1]
+            let local_port = fields
+                .get(1)?
                 .rsplit(':')
                 .next()
                 .and_then(|p| u16::from_str_radix(p, 16).ok());
-            local_port == Some(port) && fields[3] == "08"
+            (local_port == Some(port)).then(|| fields.get(3).map(|s| s.to_string()))?
         })
-        .count()
+        .collect()
+}
+
+/// Sockets on `port` in CLOSE_WAIT (`08`: the server never closed its side).
+fn close_wait_on(port: u16) -> usize {
+    let states = socket_states_on(port);
+    // The listening socket (`0A`) is always there: finding it shows the table was parsed.
+    assert!(
+        states.iter().any(|s| s == "0A"),
+        "listener on port {port} not found in /proc/net/tcp: {states:?}"
+    );
+    states.iter().filter(|s| *s == "08").count()
 }
 
 #[tokio::test]
@@ -462,7 +475,10 @@ async fn sse_streams_and_resumes_from_last_event_id() {
         text.clone()
     };
     let seen = read_until("\"slug\":\"before\"").await;
-    assert!(seen.contains("id: 1") || seen.contains("id:1"), "{seen}");
+    assert!(
+        seen.lines().any(|line| line == "id: 1" || line == "id:1"),
+        "{seen}"
+    );
     app.create_article(&jake, "after", &["x"]).await;
     let seen = read_until("\"slug\":\"after\"").await;
     assert!(!seen.contains("\"slug\":\"other\""), "{seen}");

@@ -120,13 +120,26 @@ async fn request_and_response_shapes_follow_the_spec() {
     let app = TestApp::start().await;
     let (_, document) = app.get("/api/openapi.json", None).await;
     let schemas = &document["components"]["schemas"];
+    // A schema must exist and be an object schema; only then does a missing `required` list
+    // mean "no required fields" (a vanished schema must fail, not pass as empty).
     let required = |name: &str| -> BTreeSet<String> {
-        schemas[name]["required"]
-            .as_array()
-            .unwrap_or(&Vec::new())
-            .iter()
-            .map(|v| v.as_str().unwrap().to_owned())
-            .collect()
+        let schema = &schemas[name];
+        assert_eq!(schema["type"], "object", "schema {name} is documented");
+        assert!(
+            schema["properties"]
+                .as_object()
+                .is_some_and(|p| !p.is_empty()),
+            "schema {name} lists its properties"
+        );
+        match &schema["required"] {
+            Value::Null => BTreeSet::new(),
+            list => list
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}.required is a list"))
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect(),
+        }
     };
     let set = |names: &[&str]| {
         names

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::TestApp;
 
@@ -290,13 +290,29 @@ async fn requests_past_the_timeout_get_503_and_streams_are_exempt() {
     let url = format!("{}/api/live", app.base.replace("http://", "ws://"));
     let (mut ws, response) = tokio_tungstenite::connect_async(url).await.unwrap();
     assert_eq!(response.status(), 101);
+    // Well past the 5 ms deadline, the socket still answers: a send alone would succeed on a
+    // socket the server had already closed, so the acknowledgement is read back.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    use futures_util::SinkExt;
-    ws.send(tokio_tungstenite::tungstenite::Message::text(
-        r#"{"action":"subscribe","tag":["x"]}"#,
-    ))
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(r#"{"action":"subscribe","tag":["x"]}"#))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => return other,
+            }
+        }
+    })
     .await
-    .unwrap();
+    .expect("an answer within 5 s");
+    let Some(Ok(Message::Text(text))) = reply else {
+        panic!("live socket did not answer after the request deadline: {reply:?}");
+    };
+    let ack: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(ack, json!({"type": "ack", "action": "subscribe"}));
 }
 
 #[tokio::test]
