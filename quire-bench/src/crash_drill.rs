@@ -152,9 +152,27 @@ pub fn run(args: CrashDrillArgs) -> anyhow::Result<()> {
         );
     }
     eprintln!();
+    // A writer may hold a response that arrived just before the last kill and record it only
+    // after the last check: stop the writers, wait for each to finish (a request in flight
+    // ends by its 5 s timeout, since nothing serves now), then check everything once more.
     stop.store(true, Ordering::SeqCst);
+    runtime.block_on(async {
+        for writer in writers {
+            let _ = writer.await;
+        }
+    });
     runtime.shutdown_timeout(Duration::from_secs(1));
-    let total = acked.lock().expect("acked lock").total();
+    let snapshot = acked.lock().expect("acked lock").clone();
+    let check = verify(&database, &snapshot)?;
+    if !check.integrity_ok {
+        integrity_failures += 1;
+        eprintln!("final check: integrity check failed: {}", check.integrity);
+    }
+    if check.lost > 0 {
+        eprintln!("final check: {} acknowledged writes missing", check.lost);
+    }
+    lost = lost.max(check.lost);
+    let total = snapshot.total();
     let result = CrashResult {
         seed,
         cycles: args.cycles,
@@ -249,6 +267,9 @@ async fn writer(
     let mut rng = StdRng::seed_from_u64(seed);
     let username = format!("drill{id}");
     let token = loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         match sign_in(address, &username).await {
             Some(token) => break token,
             None => tokio::time::sleep(Duration::from_millis(20)).await,

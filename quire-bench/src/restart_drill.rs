@@ -117,6 +117,11 @@ pub fn run(args: RestartDrillArgs) -> anyhow::Result<()> {
         current = next;
         eprintln!("restart {restart}/{} done", args.restarts);
     }
+    // Every old process has exited (each was waited for above): only now may the load stop,
+    // so its window covers every restart however slow the machine. A moment on the last
+    // process first, then SIGTERM ends its window.
+    std::thread::sleep(Duration::from_millis(500));
+    terminate(&load);
     let output = load.wait_with_output().context("wait for the load")?;
     terminate(&current);
     if !current.wait()?.success() {
@@ -245,8 +250,10 @@ pub(crate) fn terminate(child: &Child) {
         .status();
 }
 
+/// Starts the load with a window far longer than the drill needs: the drill ends it with
+/// SIGTERM once the last old process has exited.
 fn spawn_load(args: &RestartDrillArgs, address: SocketAddr) -> anyhow::Result<Child> {
-    let seconds = args.interval.as_secs_f64() * f64::from(args.restarts) + 3.0;
+    let seconds = (args.interval.as_secs_f64() + 60.0) * f64::from(args.restarts) + 60.0;
     let child = Command::new(std::env::current_exe()?)
         .arg("load")
         .args(["--url", &format!("http://{address}{}", args.path)])

@@ -60,7 +60,10 @@ impl Latency {
     }
 }
 
-/// Failed requests by kind, in the window. 4xx and 5xx responses also count as responses.
+/// Failed requests by kind, in the window. A response counts as a success only with the
+/// status the run expects (any 2xx unless `--expect-status` says otherwise) and, with
+/// `--expect-body`, a body containing the expected text; failed responses still count as
+/// responses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Errors {
     pub connect: u64,
@@ -68,11 +71,23 @@ pub struct Errors {
     pub timeout: u64,
     pub status_4xx: u64,
     pub status_5xx: u64,
+    /// Any other status the run did not expect (1xx, 3xx, or a 2xx other than the expected).
+    #[serde(default)]
+    pub status_other: u64,
+    /// The expected status with a body lacking the expected text.
+    #[serde(default)]
+    pub body: u64,
 }
 
 impl Errors {
     pub fn total(&self) -> u64 {
-        self.connect + self.io + self.timeout + self.status_4xx + self.status_5xx
+        self.connect
+            + self.io
+            + self.timeout
+            + self.status_4xx
+            + self.status_5xx
+            + self.status_other
+            + self.body
     }
 }
 
@@ -80,13 +95,15 @@ impl fmt::Display for Errors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (connect {}, io {}, timeout {}, 4xx {}, 5xx {})",
+            "{} (connect {}, io {}, timeout {}, 4xx {}, 5xx {}, other status {}, body {})",
             self.total(),
             self.connect,
             self.io,
             self.timeout,
             self.status_4xx,
-            self.status_5xx
+            self.status_5xx,
+            self.status_other,
+            self.body
         )
     }
 }
@@ -214,11 +231,13 @@ mod tests {
             timeout: 3,
             status_4xx: 4,
             status_5xx: 5,
+            status_other: 6,
+            body: 7,
         };
-        assert_eq!(e.total(), 15);
+        assert_eq!(e.total(), 28);
         assert_eq!(
             e.to_string(),
-            "15 (connect 1, io 2, timeout 3, 4xx 4, 5xx 5)"
+            "28 (connect 1, io 2, timeout 3, 4xx 4, 5xx 5, other status 6, body 7)"
         );
     }
 }

@@ -8,9 +8,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -18,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
+use super::expect::Expect;
 use super::schedule::Schedule;
 use super::stats::{ErrorKind, Stats};
 
@@ -31,6 +33,8 @@ pub struct Target {
     /// Includes `Host`.
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// What counts as a successful response.
+    pub expect: Expect,
 }
 
 impl Target {
@@ -48,7 +52,9 @@ impl Target {
 pub struct Plan {
     pub start: Instant,
     pub window_start: Instant,
-    pub window_end: Instant,
+    /// When the window ends, in nanoseconds after `start`: planned up front, moved earlier by
+    /// [`Plan::end_now`] (the run was told to stop).
+    window_end_ns: AtomicU64,
     /// `Some` for an open loop.
     pub schedule: Option<Schedule>,
     pub timeout: Duration,
@@ -59,8 +65,41 @@ pub struct Plan {
 }
 
 impl Plan {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        start: Instant,
+        window_start: Instant,
+        window_end: Instant,
+        schedule: Option<Schedule>,
+        timeout: Duration,
+        source_ips: Vec<IpAddr>,
+        requests_per_connection: u64,
+    ) -> Self {
+        let window_end_ns = u64::try_from((window_end - start).as_nanos()).unwrap_or(u64::MAX);
+        Self {
+            start,
+            window_start,
+            window_end_ns: AtomicU64::new(window_end_ns),
+            schedule,
+            timeout,
+            source_ips,
+            requests_per_connection,
+        }
+    }
+
+    pub fn window_end(&self) -> Instant {
+        self.start + Duration::from_nanos(self.window_end_ns.load(Ordering::Acquire))
+    }
+
+    /// Ends the window now (if it has not ended yet): connections stop after the request
+    /// they have in flight.
+    pub fn end_now(&self) {
+        let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.window_end_ns.fetch_min(now, Ordering::AcqRel);
+    }
+
     fn in_window(&self, at: Instant) -> bool {
-        at >= self.window_start && at < self.window_end
+        at >= self.window_start && at < self.window_end()
     }
 }
 
@@ -82,7 +121,7 @@ pub async fn run(id: usize, target: Arc<Target>, plan: Arc<Plan>, stats: Arc<Sta
             Some(schedule) => {
                 let at = plan.start + schedule.intended(id, k);
                 k += 1;
-                if at >= plan.window_end {
+                if at >= plan.window_end() {
                     return;
                 }
                 sleep_until(at).await;
@@ -90,7 +129,7 @@ pub async fn run(id: usize, target: Arc<Target>, plan: Arc<Plan>, stats: Arc<Sta
             }
             None => Instant::now(),
         };
-        if intended >= plan.window_end {
+        if intended >= plan.window_end() {
             return;
         }
 
@@ -116,8 +155,10 @@ pub async fn run(id: usize, target: Arc<Target>, plan: Arc<Plan>, stats: Arc<Sta
         // already handed over by then) or drops the connection (the exchange then fails):
         // either way the exchange says which.
         let outcome = {
-            let mut exchange =
-                std::pin::pin!(timeout(plan.timeout, exchange(sender, target.request())));
+            let mut exchange = std::pin::pin!(timeout(
+                plan.timeout,
+                exchange(sender, target.request(), &target.expect)
+            ));
             tokio::select! {
                 biased;
                 outcome = &mut exchange => outcome,
@@ -127,8 +168,8 @@ pub async fn run(id: usize, target: Arc<Target>, plan: Arc<Plan>, stats: Arc<Sta
         let done = Instant::now();
         let in_window = plan.in_window(done);
         match outcome {
-            Ok(Ok((status, keep_alive))) => {
-                stats.response(id, status, done - intended, in_window);
+            Ok(Ok((failure, keep_alive))) => {
+                stats.response(id, failure, done - intended, in_window);
                 served += 1;
                 let churn =
                     plan.requests_per_connection > 0 && served >= plan.requests_per_connection;
@@ -168,12 +209,13 @@ async fn connect(
     Ok((sender, Box::pin(connection)))
 }
 
-/// Sends one request and reads its body to the end; returns the status and whether the
-/// connection may be reused.
+/// Sends one request and reads its body to the end; returns why the response is not a
+/// success (`None` if it is) and whether the connection may be reused.
 async fn exchange(
     sender: &mut SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
-) -> Result<(u16, bool), ()> {
+    expect: &Expect,
+) -> Result<(Option<ErrorKind>, bool), ()> {
     sender.ready().await.map_err(drop)?;
     let response = sender.send_request(request).await.map_err(drop)?;
     let status = response.status().as_u16();
@@ -183,8 +225,15 @@ async fn exchange(
         .iter()
         .any(|value| value.as_bytes().eq_ignore_ascii_case(b"close"));
     let mut body = response.into_body();
+    // Bodies are kept only when they are to be checked: the client must stay cheap.
+    let mut kept = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        frame.map_err(drop)?;
+        let frame = frame.map_err(drop)?;
+        if expect.needs_body()
+            && let Some(data) = frame.data_ref()
+        {
+            kept.extend_from_slice(data);
+        }
     }
-    Ok((status, keep_alive))
+    Ok((expect.judge(status, &kept), keep_alive))
 }

@@ -2,11 +2,16 @@
 //! each, in a closed loop (each sends again as soon as it is answered) or an open loop at a
 //! fixed total rate with latency counted from the intended send time. A warm-up precedes the
 //! measured window; the server's CPU time over that window gives its cost per request.
+//! Only the expected answers count as successes (any 2xx unless `--expect-status`, and a body
+//! containing `--expect-body`); the rest are the row's errors. SIGTERM or SIGINT ends the
+//! window early (the summary then covers the shorter window), so a drill can keep a load
+//! running until its own work is done.
 //!
 //! Loopback targets only (127.0.0.0/8, ::1): this is a benchmark harness, not a way to load
 //! someone else's server.
 
 mod conn;
+mod expect;
 mod schedule;
 mod stats;
 
@@ -25,6 +30,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use crate::cpu;
 use crate::summary::{CpuCost, Latency, Summary};
 use conn::{Plan, Target};
+use expect::Expect;
 use schedule::Schedule;
 use stats::Stats;
 
@@ -68,6 +74,12 @@ pub struct LoadArgs {
     /// churn); 0 keeps connections for the whole run.
     #[arg(long, default_value_t = 0)]
     pub requests_per_connection: u64,
+    /// The status every response must have to count as a success; without it, any 2xx.
+    #[arg(long)]
+    pub expect_status: Option<u16>,
+    /// Text every successful response's body must contain (bodies are then kept and searched).
+    #[arg(long)]
+    pub expect_body: Option<String>,
     /// Print the result as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -118,15 +130,15 @@ async fn drive(
     schedule: Option<Schedule>,
 ) -> anyhow::Result<Summary> {
     let start = Instant::now();
-    let plan = Arc::new(Plan {
+    let plan = Arc::new(Plan::new(
         start,
-        window_start: start + args.warmup,
-        window_end: start + args.warmup + args.duration,
+        start + args.warmup,
+        start + args.warmup + args.duration,
         schedule,
-        timeout: args.timeout,
-        source_ips: args.source_ips.clone(),
-        requests_per_connection: args.requests_per_connection,
-    });
+        args.timeout,
+        args.source_ips.clone(),
+        args.requests_per_connection,
+    ));
     let target = Arc::new(target);
     let stats = Arc::new(Stats::new());
     let server_pid = args.server_pid.map(|pid| pid.to_string());
@@ -137,12 +149,20 @@ async fn drive(
         .collect();
     let progress = tokio::spawn(progress(plan.clone(), stats.clone()));
 
-    sleep_until(plan.window_start).await;
+    let mut stop = std::pin::pin!(stop_signal());
+    tokio::select! {
+        _ = sleep_until(plan.window_start) => {}
+        _ = &mut stop => bail!("stopped during the warm-up: nothing was measured"),
+    }
     let server_before = server_pid.as_deref().map(cpu::read).transpose()?;
     let client_before = cpu::read("self")?;
-    sleep_until(plan.window_end).await;
+    tokio::select! {
+        _ = sleep_until(plan.window_end()) => {}
+        _ = &mut stop => plan.end_now(),
+    }
     let server_after = server_pid.as_deref().map(cpu::read).transpose()?;
     let client_after = cpu::read("self")?;
+    let window = plan.window_end() - plan.window_start;
     progress.abort();
 
     // Closed-loop connections stop after their request in flight; give them its timeout.
@@ -158,11 +178,11 @@ async fn drive(
     let responses = stats.measured.responses();
     let server_cpu = server_before.zip(server_after).map(|(before, after)| {
         let cpu = cpu::elapsed(before, after, ticks_per_second);
-        CpuCost::new(cpu, args.duration, responses)
+        CpuCost::new(cpu, window, responses)
     });
     let client_cpu = CpuCost::new(
         cpu::elapsed(client_before, client_after, ticks_per_second),
-        args.duration,
+        window,
         responses,
     );
     Ok(Summary {
@@ -170,15 +190,30 @@ async fn drive(
         method: args.method.clone(),
         connections: args.connections,
         rate: args.rate,
-        duration_s: args.duration.as_secs_f64(),
+        duration_s: window.as_secs_f64(),
         warmup_s: args.warmup.as_secs_f64(),
         responses,
-        rps: responses as f64 / args.duration.as_secs_f64(),
+        rps: responses as f64 / window.as_secs_f64().max(f64::EPSILON),
         latency_us: Latency::from_histogram(&stats.histogram()),
         errors: stats.measured.errors(),
         server_cpu,
         client_cpu,
     })
+}
+
+/// Resolves on the first SIGTERM or SIGINT; never if the handlers cannot be installed.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }
 
 /// One line per second on stderr: phase, throughput over the last second, errors so far.
@@ -228,6 +263,13 @@ fn target(args: &LoadArgs) -> anyhow::Result<Target> {
         uri,
         headers,
         body,
+        expect: Expect {
+            status: args.expect_status,
+            body: args
+                .expect_body
+                .as_ref()
+                .map(|text| text.as_bytes().to_vec()),
+        },
     })
 }
 
@@ -292,6 +334,8 @@ mod tests {
             timeout: Duration::from_secs(2),
             source_ips,
             requests_per_connection: 0,
+            expect_status: None,
+            expect_body: Some("hello".to_owned()),
             json: true,
         };
         let schedule = rate.map(|r| Schedule::new(r, connections).unwrap());
@@ -310,6 +354,41 @@ mod tests {
         assert!(summary.responses > 0);
         assert!(summary.latency_us.p50 > 0 && summary.latency_us.max >= summary.latency_us.p99);
         assert!(summary.server_cpu.is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unexpected_answers_are_errors() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(crate::hello::serve(listener));
+        let mut args = LoadArgs {
+            url: format!("http://{addr}/"),
+            connections: 2,
+            duration: Duration::from_millis(300),
+            warmup: Duration::from_millis(50),
+            rate: None,
+            method: "GET".to_owned(),
+            headers: Vec::new(),
+            body_file: None,
+            server_pid: None,
+            timeout: Duration::from_secs(2),
+            source_ips: Vec::new(),
+            requests_per_connection: 0,
+            expect_status: Some(201),
+            expect_body: None,
+            json: true,
+        };
+        let summary = drive(&args, target(&args).unwrap(), None).await.unwrap();
+        assert!(summary.responses > 0);
+        assert_eq!(
+            summary.errors.status_other, summary.responses,
+            "{summary:?}"
+        );
+        args.expect_status = None;
+        args.expect_body = Some("not in the body".to_owned());
+        let summary = drive(&args, target(&args).unwrap(), None).await.unwrap();
+        assert_eq!(summary.errors.body, summary.responses, "{summary:?}");
+        server.abort();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,13 +21,15 @@ pub enum ErrorKind {
     Timeout,
     Status4xx,
     Status5xx,
+    StatusOther,
+    Body,
 }
 
 /// Response and error counts, updated from every connection task.
 #[derive(Debug, Default)]
 pub struct Counters {
     responses: AtomicU64,
-    errors: [AtomicU64; 5],
+    errors: [AtomicU64; 7],
 }
 
 impl Counters {
@@ -43,6 +45,8 @@ impl Counters {
             timeout: get(ErrorKind::Timeout),
             status_4xx: get(ErrorKind::Status4xx),
             status_5xx: get(ErrorKind::Status5xx),
+            status_other: get(ErrorKind::StatusOther),
+            body: get(ErrorKind::Body),
         }
     }
 
@@ -79,13 +83,16 @@ impl Stats {
         }
     }
 
-    /// A response with `status` after `latency`, from connection `connection`.
-    pub fn response(&self, connection: usize, status: u16, latency: Duration, in_window: bool) {
-        let kind = match status {
-            400..=499 => Some(ErrorKind::Status4xx),
-            500..=599 => Some(ErrorKind::Status5xx),
-            _ => None,
-        };
+    /// A response after `latency`, from connection `connection`; `failure` says why it does
+    /// not count as a success (see [`super::expect::Expect::judge`]).
+    pub fn response(
+        &self,
+        connection: usize,
+        failure: Option<ErrorKind>,
+        latency: Duration,
+        in_window: bool,
+    ) {
+        let kind = failure;
         self.live.add_response();
         if let Some(kind) = kind {
             self.live.add_error(kind);
@@ -135,10 +142,20 @@ mod tests {
     #[test]
     fn only_the_window_reaches_the_summary() {
         let stats = Stats::new();
-        stats.response(0, 200, Duration::from_micros(100), false);
-        stats.response(1, 200, Duration::from_micros(200), true);
-        stats.response(17, 503, Duration::from_micros(300), true);
-        stats.response(2, 404, Duration::from_micros(50), false);
+        stats.response(0, None, Duration::from_micros(100), false);
+        stats.response(1, None, Duration::from_micros(200), true);
+        stats.response(
+            17,
+            Some(ErrorKind::Status5xx),
+            Duration::from_micros(300),
+            true,
+        );
+        stats.response(
+            2,
+            Some(ErrorKind::Status4xx),
+            Duration::from_micros(50),
+            false,
+        );
         stats.error(ErrorKind::Timeout, true);
         stats.error(ErrorKind::Connect, false);
 
@@ -160,8 +177,8 @@ mod tests {
     #[test]
     fn absurd_latencies_saturate_instead_of_failing() {
         let stats = Stats::new();
-        stats.response(0, 200, Duration::from_secs(3600), true);
-        stats.response(0, 200, Duration::ZERO, true);
+        stats.response(0, None, Duration::from_secs(3600), true);
+        stats.response(0, None, Duration::ZERO, true);
         assert_eq!(stats.histogram().len(), 2);
     }
 }
