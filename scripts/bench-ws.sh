@@ -50,14 +50,18 @@ trap cleanup EXIT
 
 echo "== quire (core 0)" >&2
 quire_cmd="taskset -c 0 $quire --database sqlite://\$TMP/db --listen 127.0.0.1:$port --log-format json --live-max-per-ip 100000 --live-max-connections 100000 --max-connections 100000 --max-connections-per-ip 100000 --rate-limit-ip 0 --rate-limit-user 0 --rate-limit-auth 0"
-taskset -c 0 "$quire" --database "sqlite://$work/db" --listen "127.0.0.1:$port" --log-format json \
-    --live-max-per-ip 100000 --live-max-connections 100000 --max-connections 100000 \
-    --max-connections-per-ip 100000 --rate-limit-ip 0 --rate-limit-user 0 --rate-limit-auth 0 >"$work/quire.log" 2>&1 &
-quire_pid=$!
-for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break
-    sleep 0.2
-done
+start_quire() {
+    taskset -c 0 "$quire" --database "sqlite://$work/db" --listen "127.0.0.1:$port" --log-format json \
+        --live-max-per-ip 100000 --live-max-connections 100000 --max-connections 100000 \
+        --max-connections-per-ip 100000 --rate-limit-ip 0 --rate-limit-user 0 --rate-limit-auth 0 >>"$work/quire.log" 2>&1 &
+    quire_pid=$!
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null
+}
+start_quire
 api=http://127.0.0.1:$port/api
 token=$(curl -fsS -X POST "$api/users" -H 'Content-Type: application/json' \
     -d '{"user":{"username":"wsbench","email":"wsbench@example.com","password":"password-bench"}}' |
@@ -65,6 +69,13 @@ token=$(curl -fsS -X POST "$api/users" -H 'Content-Type: application/json' \
 slug=$(curl -fsS -X POST "$api/articles" -H 'Content-Type: application/json' -H "Authorization: Token $token" \
     -d '{"article":{"title":"Read under load","description":"d","body":"b","tagList":["elsewhere"]}}' |
     jq -r .article.slug)
+# The "before" RSS must come from a process holding no freed memory the connections could
+# reuse (a sign-up's password hash alone is 19 MiB): restart quire on the same database, so
+# the baseline is a fresh process that has served nothing. The token stays valid (the signing
+# secret is kept beside the database).
+kill "$quire_pid"
+wait "$quire_pid" 2>/dev/null || true
+start_quire
 
 ws_cmd="taskset -c 1 $bench ws --url ws://127.0.0.1:$port/api/live?tag=wsbench --connections $connections --source-ips $sources --server-pid \$QUIRE_PID --hold $hold --event-url $api/articles --token \$TOKEN --json"
 load_cmd="taskset -c 1 $bench load --url $api/articles/$slug --rate $rate --duration $load_duration --warmup 2s --server-pid \$QUIRE_PID --json"
@@ -95,7 +106,7 @@ kill "$peer_pid"
 wait "$peer_pid" 2>/dev/null || true
 peer_pid=
 
-commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- quire-http quire-bench || echo -dirty)
+commit=$(git describe --always --dirty)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 python3 - "$work" "$out" "$goal_bytes" <<EOF
 import json, sys
@@ -122,7 +133,7 @@ lines = [
  "- **peer**: \`$peer_cmd\` (axum 0.8, tungstenite defaults: 128 KiB read buffer), loaded alone after quire stopped",
  "- **clients**: \`$ws_cmd\` (tokio-tungstenite, answering pings; spread over $sources); then \`$load_cmd\` inside the hold",
  "",
- "RSS per connection is the server's VmRSS growth from before the first connect to 3 s after the last, divided by the connections. Kernel socket memory is \`/proc/net/sockstat\` \`TCP mem\` pages (both ends of each loopback connection, machine-wide) and, for the server's side only, the sum of \`ss -tm\` skmem (r+t+f+w+o+bl); it is not in the RSS.",
+ "RSS per connection is the server's VmRSS growth from before the first connect to 3 s after the last, divided by the connections; the \"before\" reading is taken from a quire restarted after the set-up sign-up, so it has served nothing and holds no freed memory the connections could reuse. Kernel socket memory is \`/proc/net/sockstat\` \`TCP mem\` pages (both ends of each loopback connection, machine-wide) and, for the server's side only, the sum of \`ss -tm\` skmem (r+t+f+w+o+bl); it is not in the RSS.",
  "",
  "## Goals",
  "",

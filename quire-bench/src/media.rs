@@ -60,6 +60,11 @@ pub struct MediaArgs {
     /// Transfers to abort (abort scenario).
     #[arg(long, default_value_t = 10_000)]
     pub aborts: usize,
+    /// `concurrent`: an existing media id to download, so the server's RSS baseline is read
+    /// before it has received any upload (without it, one upload precedes the baseline and
+    /// leaves freed buffers the measured transfers can reuse).
+    #[arg(long)]
+    pub media_id: Option<String>,
 }
 
 pub fn run(args: MediaArgs) -> anyhow::Result<()> {
@@ -302,7 +307,10 @@ fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
 
 async fn concurrent(args: &MediaArgs) -> anyhow::Result<Value> {
     let pid = args.server_pid.context("--server-pid is required")?;
-    let (data, id) = upload_file(args).await?;
+    let (data, id) = match &args.media_id {
+        Some(id) => (pattern(args.mib << 20), id.clone()),
+        None => upload_file(args).await?,
+    };
     let before = status_kib(pid, "VmRSS:")?;
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
     let sampler = {

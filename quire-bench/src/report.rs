@@ -122,11 +122,16 @@ pub fn judge(goal: Goal, records: &[&Record]) -> Verdict {
                 .and_then(cpu_per_request)
                 .zip(hello.as_ref().and_then(cpu_per_request))
                 .map(|(q, h)| q / h);
-            let clean = quire.is_some_and(|q| q.errors.total() == 0 && q.responses > 0);
+            // A peer that failed requests is no yardstick: both sides must be clean.
+            let clean_run = |s: &Option<Summary>| {
+                s.as_ref()
+                    .is_some_and(|s| s.errors.total() == 0 && s.responses > 0)
+            };
+            let clean = clean_run(&quire) && clean_run(&hello);
             Verdict {
                 figure,
                 met: clean && figure.is_some_and(|f| f <= max),
-                goal: format!("≤ {max}× hello CPU/req, no errors"),
+                goal: format!("≤ {max}× hello CPU/req, no errors on either server"),
             }
         }
         Goal::ConnectionsThroughputAtLeast(min) => {
@@ -137,11 +142,12 @@ pub fn judge(goal: Goal, records: &[&Record]) -> Verdict {
                 .collect();
             let few = quire.iter().min_by_key(|s| s.connections);
             let many = quire.iter().max_by_key(|s| s.connections);
+            // Every run of the scenario, the peer's included, must be free of errors.
+            let all_clean = records.iter().all(|r| r.result.errors.total() == 0);
             let (figure, clean) = match (few, many) {
-                (Some(few), Some(many)) if few.connections < many.connections => (
-                    (few.rps > 0.0).then(|| many.rps / few.rps),
-                    many.errors.total() == 0 && few.errors.total() == 0,
-                ),
+                (Some(few), Some(many)) if few.connections < many.connections => {
+                    ((few.rps > 0.0).then(|| many.rps / few.rps), all_clean)
+                }
                 _ => (None, false),
             };
             Verdict {
@@ -350,6 +356,11 @@ mod tests {
         q.result.errors.status_5xx = 1;
         let h = record("a", Server::Hello, goal, 100, 5000.0, 20.0);
         assert!(!judge(goal, &[&q, &h]).met);
+        // Nor may the peer fail: its figure would not be a fair yardstick.
+        let q = record("a", Server::Quire, goal, 100, 1000.0, 10.0);
+        let mut h = record("a", Server::Hello, goal, 100, 5000.0, 20.0);
+        h.result.errors.io = 1;
+        assert!(!judge(goal, &[&q, &h]).met);
     }
 
     #[test]
@@ -367,6 +378,9 @@ mod tests {
         assert!(!judge(goal, &[&few, &failing]).met);
         let slow = record("c", Server::Quire, goal, 10_000, 500.0, 30.0);
         assert!(!judge(goal, &[&few, &slow]).met);
+        let mut failing_peer = hello.clone();
+        failing_peer.result.errors.timeout = 1;
+        assert!(!judge(goal, &[&few, &many, &failing_peer]).met);
     }
 
     #[test]
@@ -387,7 +401,7 @@ mod tests {
         };
         let md = render(&args, &records);
         assert!(md.contains("| tags | 1000 |"));
-        assert!(md.contains("| 1.50× | ≤ 1.5× hello CPU/req, no errors | met |"));
+        assert!(md.contains("| 1.50× | ≤ 1.5× hello CPU/req, no errors on either server | met |"));
         assert!(md.contains("Some CPU, 2 cores"));
         assert_eq!(md.matches("quire-bench load --connections 100").count(), 2);
     }

@@ -168,8 +168,11 @@ pub async fn run(id: usize, target: Arc<Target>, plan: Arc<Plan>, stats: Arc<Sta
         let done = Instant::now();
         let in_window = plan.in_window(done);
         match outcome {
-            Ok(Ok((failure, keep_alive))) => {
+            Ok(Ok((failure, keep_alive, record))) => {
                 stats.response(id, failure, done - intended, in_window);
+                if let Some(record) = record {
+                    stats.record_id(record);
+                }
                 served += 1;
                 let churn =
                     plan.requests_per_connection > 0 && served >= plan.requests_per_connection;
@@ -210,12 +213,13 @@ async fn connect(
 }
 
 /// Sends one request and reads its body to the end; returns why the response is not a
-/// success (`None` if it is) and whether the connection may be reused.
+/// success (`None` if it is), whether the connection may be reused, and the body's id when
+/// ids are recorded and the response is a success.
 async fn exchange(
     sender: &mut SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
     expect: &Expect,
-) -> Result<(Option<ErrorKind>, bool), ()> {
+) -> Result<(Option<ErrorKind>, bool, Option<u64>), ()> {
     sender.ready().await.map_err(drop)?;
     let response = sender.send_request(request).await.map_err(drop)?;
     let status = response.status().as_u16();
@@ -235,5 +239,9 @@ async fn exchange(
             kept.extend_from_slice(data);
         }
     }
-    Ok((expect.judge(status, &kept), keep_alive))
+    let failure = expect.judge(status, &kept);
+    let id = (expect.record_ids && failure.is_none())
+        .then(|| super::expect::first_id(&kept))
+        .flatten();
+    Ok((failure, keep_alive, id))
 }

@@ -11,12 +11,14 @@ pub struct Expect {
     pub status: Option<u16>,
     /// Text the body must contain; `None`: the body is read but not checked.
     pub body: Option<Vec<u8>>,
+    /// Successful bodies' ids are recorded (`--record-ids`).
+    pub record_ids: bool,
 }
 
 impl Expect {
-    /// Whether bodies must be kept to be judged.
+    /// Whether bodies must be kept (to be judged, or for their ids).
     pub fn needs_body(&self) -> bool {
-        self.body.is_some()
+        self.body.is_some() || self.record_ids
     }
 
     /// Why a response with `status` and `body` is not a success, or `None` if it is.
@@ -37,6 +39,16 @@ impl Expect {
             _ => None,
         }
     }
+}
+
+/// The number after the first `"id":` in a JSON body, if any.
+pub fn first_id(body: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"id\":";
+    let at = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let rest = &body[at..];
+    let rest = &rest[rest.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
+    let digits = &rest[..rest.iter().take_while(|b| b.is_ascii_digit()).count()];
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -62,17 +74,28 @@ mod tests {
     fn an_expected_status_replaces_the_2xx_rule() {
         let expect = Expect {
             status: Some(404),
-            body: None,
+            ..Expect::default()
         };
         assert_eq!(expect.judge(404, b""), None);
         assert_eq!(expect.judge(200, b""), Some(ErrorKind::StatusOther));
     }
 
     #[test]
+    fn the_first_id_is_found() {
+        assert_eq!(
+            first_id(br#"{"comment":{"id":1234,"body":"x"}}"#),
+            Some(1234)
+        );
+        assert_eq!(first_id(br#"{"comment":{"id": 7}}"#), Some(7));
+        assert_eq!(first_id(br#"{"comment":{"uid":"x"}}"#), None);
+        assert_eq!(first_id(br#"{"id":"abc"}"#), None);
+    }
+
+    #[test]
     fn bodies_must_contain_the_expected_text() {
         let expect = Expect {
-            status: None,
             body: Some(b"\"slug\":".to_vec()),
+            ..Expect::default()
         };
         assert_eq!(expect.judge(200, br#"{"article":{"slug":"a"}}"#), None);
         assert_eq!(expect.judge(200, b"{}"), Some(ErrorKind::Body));

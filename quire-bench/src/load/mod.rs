@@ -80,6 +80,11 @@ pub struct LoadArgs {
     /// Text every successful response's body must contain (bodies are then kept and searched).
     #[arg(long)]
     pub expect_body: Option<String>,
+    /// Write the `"id"` of every successful response's body (its first `"id":` number, such
+    /// as a created comment's) to this file, one per line, warm-up included: what the server
+    /// acknowledged, for a crash check to look up afterwards.
+    #[arg(long)]
+    pub record_ids: Option<PathBuf>,
     /// Print the result as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -175,6 +180,15 @@ async fn drive(
         }
     }
 
+    if let Some(path) = &args.record_ids {
+        let ids = stats.take_ids();
+        let mut text = String::with_capacity(ids.len() * 8);
+        for id in ids {
+            text.push_str(&id.to_string());
+            text.push('\n');
+        }
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
     let responses = stats.measured.responses();
     let server_cpu = server_before.zip(server_after).map(|(before, after)| {
         let cpu = cpu::elapsed(before, after, ticks_per_second);
@@ -269,6 +283,7 @@ fn target(args: &LoadArgs) -> anyhow::Result<Target> {
                 .expect_body
                 .as_ref()
                 .map(|text| text.as_bytes().to_vec()),
+            record_ids: args.record_ids.is_some(),
         },
     })
 }
@@ -336,6 +351,7 @@ mod tests {
             requests_per_connection: 0,
             expect_status: None,
             expect_body: Some("hello".to_owned()),
+            record_ids: None,
             json: true,
         };
         let schedule = rate.map(|r| Schedule::new(r, connections).unwrap());
@@ -376,6 +392,7 @@ mod tests {
             requests_per_connection: 0,
             expect_status: Some(201),
             expect_body: None,
+            record_ids: None,
             json: true,
         };
         let summary = drive(&args, target(&args).unwrap(), None).await.unwrap();

@@ -71,6 +71,8 @@ pub struct Stats {
     /// In the measured window only: for the summary.
     pub measured: Counters,
     histograms: Vec<Mutex<Histogram<u64>>>,
+    /// Ids of acknowledged writes, when recorded (`--record-ids`).
+    ids: Mutex<Vec<u64>>,
 }
 
 impl Stats {
@@ -80,6 +82,7 @@ impl Stats {
             live: Counters::default(),
             measured: Counters::default(),
             histograms,
+            ids: Mutex::new(Vec::new()),
         }
     }
 
@@ -109,6 +112,16 @@ impl Stats {
         // A poisoned shard only means another task panicked mid-record; the counts stand.
         let mut histogram = shard.lock().unwrap_or_else(|e| e.into_inner());
         histogram.saturating_record(micros.max(1));
+    }
+
+    /// An acknowledged write's id.
+    pub fn record_id(&self, id: u64) {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+    }
+
+    /// Every id recorded so far.
+    pub fn take_ids(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.ids.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// A request that got no response.
