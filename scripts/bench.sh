@@ -272,8 +272,8 @@ print(f"| durable writes: 64 clients adding comments for {durable['duration_s']:
 print(f"| stall isolation: cached article reads at 1,000/s while 32 clients log in (argon2) and 16 write comments | reads p99 {reads['latency_us']['p99']/1000:.1f} ms ({reads['responses']} responses, errors: {show_errors(reads)}); logins {logins['rps']:.0f}/s (errors: {show_errors(logins)}), writes {writes['rps']:.0f}/s (errors: {show_errors(writes)}) | p99 ≤ 20 ms, no errors in any of the loads | {ok(reads['latency_us']['p99'] <= 20000 and errors_total(reads) == 0 and storm_clean)} |")
 print(f"| stall isolation: `/health/live` at 200/s during the same storm | p99 {live['latency_us']['p99']/1000:.1f} ms ({live['responses']} responses, errors: {show_errors(live)}) | p99 ≤ 10 ms, no errors | {ok(live['latency_us']['p99'] <= 10000 and errors_total(live) == 0 and storm_clean)} |")
 print(f"| start-up on the seeded database | exec to `/health/ready` 200 in {startup['ready_ms']:.0f} ms (best of 5) | < 100 ms | {ok(startup['ready_ms'] < 100)} |")
-print(f"| idle RSS, fresh | {startup['idle_rss_mb']:.1f} MiB, 1 s after ready, before any request | < 20 MB | {ok(startup['idle_rss_mb'] < 20)} |")
-print(f"| idle RSS after a sign-in (argon2, 19 MiB) and three reads | {startup['idle_rss_after_sign_in_mb']:.1f} MiB, 2 s after the last answer | < 20 MB | {ok(startup['idle_rss_after_sign_in_mb'] < 20)} |")
+print(f"| idle RSS, fresh | {startup['idle_rss_mb']:.2f} MiB, 1 s after ready, before any request | < 20 MB | {ok(startup['idle_rss_mb'] < 20)} |")
+print(f"| idle RSS after a sign-in (argon2, 19 MiB) and three reads | {startup['idle_rss_after_sign_in_mb']:.2f} MiB, 2 s after the last answer | < 20 MB | {ok(startup['idle_rss_after_sign_in_mb'] < 20)} |")
 print("\nCommands: see `scripts/bench.sh` (sections *stall isolation*, *durable writes*, *start-up*); open loops count latency from each request's intended send time.")
 print("<!-- extra:end -->")
 PY
