@@ -7,8 +7,9 @@
 //! serves, their connections wait in the backlog or fail, and a failed request is simply not
 //! acknowledged. Writers (one signed-in user each) create articles, comment and favorite in a
 //! closed loop and record what quire acknowledged with a 2xx. After each kill, with quire
-//! dead, the drill opens the SQLite file itself and looks for every acknowledged write made
-//! so far. The kill times come from a seeded RNG; the seed is printed so a failing run can be
+//! dead, the drill opens the database itself (the SQLite file, or the PostgreSQL database
+//! of `--database postgres://...`) and looks for every acknowledged write made so far; it
+//! also checks that every article's `favorites_count` equals its favorites rows. The kill times come from a seeded RNG; the seed is printed so a failing run can be
 //! repeated.
 
 use std::collections::HashSet;
@@ -93,7 +94,7 @@ pub fn run(args: CrashDrillArgs) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
     let scratch = args.common.scratch("crash-drill")?;
     let dir = scratch.path();
-    let database = dir.join("quire.db");
+    let database = args.common.database_url(dir);
     let (listener, notify_path, notify) = sockets(dir)?;
     let address = listener.local_addr()?;
 
@@ -111,7 +112,7 @@ pub fn run(args: CrashDrillArgs) -> anyhow::Result<()> {
         let mut quire = spawn_quire(
             &args.common.quire,
             &args.common.quire_args,
-            dir,
+            &database,
             &notify_path,
             listener.try_clone()?.into(),
         )?;
@@ -134,7 +135,7 @@ pub fn run(args: CrashDrillArgs) -> anyhow::Result<()> {
         kill_9(&mut quire)?;
         // quire is dead: whatever a writer holds as acknowledged now must be on disk.
         let snapshot = acked.lock().expect("acked lock").clone();
-        let check = verify(&database, &snapshot)?;
+        let check = runtime.block_on(verify(&database, &snapshot))?;
         if !check.integrity_ok {
             integrity_failures += 1;
             eprintln!("cycle {cycle}: integrity check failed: {}", check.integrity);
@@ -161,9 +162,9 @@ pub fn run(args: CrashDrillArgs) -> anyhow::Result<()> {
             let _ = writer.await;
         }
     });
-    runtime.shutdown_timeout(Duration::from_secs(1));
     let snapshot = acked.lock().expect("acked lock").clone();
-    let check = verify(&database, &snapshot)?;
+    let check = runtime.block_on(verify(&database, &snapshot))?;
+    runtime.shutdown_timeout(Duration::from_secs(1));
     if !check.integrity_ok {
         integrity_failures += 1;
         eprintln!("final check: integrity check failed: {}", check.integrity);
@@ -219,41 +220,113 @@ struct Check {
     lost: usize,
 }
 
+/// What the database quire left behind holds.
+struct Stored {
+    /// The database's own consistency verdict (`ok` when sound).
+    integrity: String,
+    articles: HashSet<String>,
+    comments: HashSet<String>,
+    /// "username slug"
+    favorites: HashSet<String>,
+    /// Articles whose `favorites_count` differs from their favorites rows.
+    miscounted: u64,
+}
+
+const ARTICLE_SLUGS: &str = "SELECT slug FROM articles";
+const COMMENT_BODIES: &str = "SELECT body FROM comments";
+const FAVORITE_PAIRS: &str = "SELECT u.username || ' ' || a.slug FROM favorites f \
+     JOIN users u ON u.id = f.user_id JOIN articles a ON a.id = f.article_id";
+const MISCOUNTED: &str = "SELECT count(*) FROM articles a WHERE a.favorites_count <> \
+     (SELECT count(*) FROM favorites f WHERE f.article_id = a.id)";
+
 /// Opens the database quire left behind and looks for every acknowledged write.
-fn verify(database: &Path, acked: &Acked) -> anyhow::Result<Check> {
-    let db = rusqlite::Connection::open(database).context("open the database after the kill")?;
+async fn verify(database: &str, acked: &Acked) -> anyhow::Result<Check> {
+    let stored = if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        read_postgres(database).await?
+    } else {
+        let path = database
+            .strip_prefix("sqlite://")
+            .context("a sqlite:// or postgres:// database")?
+            .to_owned();
+        tokio::task::spawn_blocking(move || read_sqlite(Path::new(&path))).await??
+    };
+    let lost = acked
+        .articles
+        .iter()
+        .filter(|s| !stored.articles.contains(*s))
+        .count()
+        + acked
+            .comments
+            .iter()
+            .filter(|b| !stored.comments.contains(*b))
+            .count()
+        + acked
+            .favorites
+            .iter()
+            .filter(|(user, slug)| !stored.favorites.contains(&format!("{user} {slug}")))
+            .count();
+    let mut integrity = stored.integrity;
+    if stored.miscounted > 0 {
+        integrity = format!(
+            "{integrity}; {} articles' favorites_count differs from their favorites",
+            stored.miscounted
+        );
+    }
+    Ok(Check {
+        integrity_ok: integrity == "ok",
+        integrity,
+        lost,
+    })
+}
+
+fn read_sqlite(path: &Path) -> anyhow::Result<Stored> {
+    let db = rusqlite::Connection::open(path).context("open the database after the kill")?;
     let integrity: String = db.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
     let strings = |sql: &str| -> anyhow::Result<HashSet<String>> {
         let mut statement = db.prepare(sql)?;
         let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     };
-    let articles = strings("SELECT slug FROM articles")?;
-    let comments = strings("SELECT body FROM comments")?;
-    let favorites = strings(
-        "SELECT u.username || ' ' || a.slug FROM favorites f \
-         JOIN users u ON u.id = f.user_id JOIN articles a ON a.id = f.article_id",
-    )?;
-    let lost = acked
-        .articles
-        .iter()
-        .filter(|s| !articles.contains(*s))
-        .count()
-        + acked
-            .comments
-            .iter()
-            .filter(|b| !comments.contains(*b))
-            .count()
-        + acked
-            .favorites
-            .iter()
-            .filter(|(user, slug)| !favorites.contains(&format!("{user} {slug}")))
-            .count();
-    Ok(Check {
-        integrity_ok: integrity == "ok",
+    let miscounted: i64 = db.query_row(MISCOUNTED, [], |row| row.get(0))?;
+    Ok(Stored {
         integrity,
-        lost,
+        articles: strings(ARTICLE_SLUGS)?,
+        comments: strings(COMMENT_BODIES)?,
+        favorites: strings(FAVORITE_PAIRS)?,
+        miscounted: miscounted.try_into().unwrap_or(u64::MAX),
     })
+}
+
+/// PostgreSQL has no whole-database check like SQLite's; its constraints are enforced on
+/// every write, so "ok" here means the server answered and the counters match.
+async fn read_postgres(url: &str) -> anyhow::Result<Stored> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .context("connect to PostgreSQL after the kill")?;
+    let driver = tokio::spawn(connection);
+    let strings = async |sql: &str| -> anyhow::Result<HashSet<String>> {
+        Ok(client
+            .query(sql, &[])
+            .await?
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect())
+    };
+    let stored = Stored {
+        integrity: "ok".to_owned(),
+        articles: strings(ARTICLE_SLUGS).await?,
+        comments: strings(COMMENT_BODIES).await?,
+        favorites: strings(FAVORITE_PAIRS).await?,
+        miscounted: client
+            .query_one(MISCOUNTED, &[])
+            .await?
+            .get::<_, i64>(0)
+            .try_into()
+            .unwrap_or(u64::MAX),
+    };
+    drop(client);
+    let _ = driver.await;
+    Ok(stored)
 }
 
 /// One signed-in user writing in a closed loop until `stop`.

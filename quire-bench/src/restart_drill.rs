@@ -50,6 +50,10 @@ pub struct DrillArgs {
     /// Directory for the database (a temporary one when not given).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// The database every quire process serves: `sqlite://` in the directory when not given,
+    /// or a `postgres://` URL (an empty database is best: the drill signs its own users up).
+    #[arg(long)]
+    pub database: Option<String>,
     /// Extra arguments for every quire process.
     #[arg(long = "quire-arg", allow_hyphen_values = true)]
     pub quire_args: Vec<String>,
@@ -59,6 +63,13 @@ pub struct DrillArgs {
 }
 
 impl DrillArgs {
+    /// The database URL quire is started with, for a drill working in `dir`.
+    pub(crate) fn database_url(&self, dir: &Path) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.join("quire.db").display()))
+    }
+
     /// The drill's working directory: `--dir`, or a temporary one named after the drill.
     pub(crate) fn scratch(&self, name: &str) -> anyhow::Result<Scratch> {
         Ok(match &self.dir {
@@ -91,7 +102,7 @@ pub fn run(args: RestartDrillArgs) -> anyhow::Result<()> {
         spawn_quire(
             &args.common.quire,
             &args.common.quire_args,
-            dir,
+            &args.common.database_url(dir),
             &notify_path,
             listener.try_clone()?.into(),
         )
@@ -175,19 +186,19 @@ pub(crate) fn sockets(dir: &Path) -> anyhow::Result<(TcpListener, PathBuf, UnixD
     Ok((listener, notify_path, notify))
 }
 
-/// Starts quire on `dir/quire.db`, serving the inherited `socket` (descriptor 3,
+/// Starts quire on `database`, serving the inherited `socket` (descriptor 3,
 /// `LISTEN_FDS=1`) and reporting readiness to the `notify` socket; rate limits off.
 pub(crate) fn spawn_quire(
     quire: &Path,
     extra_args: &[String],
-    dir: &Path,
+    database: &str,
     notify: &Path,
     socket: OwnedFd,
 ) -> anyhow::Result<Child> {
     let mut command = Command::new(quire);
     command
         .arg("--database")
-        .arg(format!("sqlite://{}", dir.join("quire.db").display()))
+        .arg(database)
         .args(["--log-format", "json"])
         .args([
             "--rate-limit-ip",
