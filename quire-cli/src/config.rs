@@ -16,12 +16,32 @@ pub struct Cli {
     pub settings: Settings,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Serve the API (the default when no sub-command is given).
     Serve,
     /// Apply schema migrations to the database and exit.
     Migrate,
+    /// Copy every row of one database into another (e.g. SQLite to PostgreSQL), all or
+    /// nothing, verified by row count and checksum per table. Stop quire on both first.
+    Copy(CopyArgs),
+}
+
+/// What `quire copy` copies where.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CopyArgs {
+    /// The database to read: `sqlite://PATH` or `postgres://...` (migrated first if older).
+    #[arg(long)]
+    pub from: String,
+    /// The database to write: created and migrated as needed; must be empty unless --replace.
+    #[arg(long)]
+    pub to: String,
+    /// Delete what the target holds first (inside the same all-or-nothing transaction).
+    #[arg(long)]
+    pub replace: bool,
+    /// Rows read and written at a time.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
 }
 
 /// How logs are written.

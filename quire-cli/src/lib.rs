@@ -3,6 +3,7 @@
 //! can run a whole server on a port-0 listener with [`serve`].
 
 mod config;
+pub mod copy;
 mod secret;
 pub mod telemetry;
 
@@ -24,7 +25,7 @@ use quire_serve::tls::{Tls, TlsFiles};
 use quire_store::{DatabaseUrl, sqlite::SqliteOptions};
 use tokio::net::TcpListener;
 
-pub use config::{Cli, Command, LogFormat, Settings};
+pub use config::{Cli, Command, CopyArgs, LogFormat, Settings};
 
 /// Opens the store the settings name (creating and migrating it).
 async fn open_store(

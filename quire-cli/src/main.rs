@@ -25,6 +25,7 @@ fn main() -> std::process::ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => quire_cli::serve_until_signal(cli.settings).await,
             Command::Migrate => quire_cli::migrate(&cli.settings).await,
+            Command::Copy(args) => quire_cli::copy::run(&args).await,
         }
     });
     match result {

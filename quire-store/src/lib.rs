@@ -5,6 +5,7 @@
 //! them. SQL lives here and nowhere else. Nothing here knows about HTTP or the application's
 //! authorization rules: the store answers questions and applies changes it is given.
 
+pub mod copy;
 mod error;
 mod records;
 pub mod sqlite;

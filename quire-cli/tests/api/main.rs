@@ -4,6 +4,7 @@
 mod articles;
 mod cache;
 mod comments;
+mod copy;
 mod durability;
 mod errors;
 mod limits;

@@ -1,7 +1,7 @@
 //! The SQLite backend: quire's embedded default. One file, WAL mode, one writer thread with
 //! group commit, a pool of reader threads (see [`pool`]); the SQL is in [`queries`].
 
-mod migrate;
+pub(crate) mod migrate;
 mod pool;
 mod queries;
 

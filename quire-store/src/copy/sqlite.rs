@@ -1,0 +1,284 @@
+//! The SQLite side of `quire copy`: one connection of its own, driven on the blocking pool one
+//! call at a time (never on an async worker thread). As a target it writes everything in one
+//! `BEGIN IMMEDIATE` transaction with foreign keys enforced.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OpenFlags, params_from_iter};
+
+use super::{Checksum, Kind, Row, Source, TABLES, Table, Target, Value};
+use crate::sqlite::migrate::migrate;
+use crate::{StoreError, StoreResult};
+
+pub(super) struct SqliteSide {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+    /// A secret to write beside the target database once the copy has committed.
+    pending_secret: Option<String>,
+    /// The target is being replaced: its own secret goes too.
+    replace: bool,
+}
+
+impl SqliteSide {
+    /// Opens (a target: creating) the database at `path` and brings it to this binary's schema.
+    pub(super) async fn open(path: &Path) -> StoreResult<Self> {
+        let path = path.to_owned();
+        let opened = path.clone();
+        let conn = blocking(move || {
+            let mut conn = Connection::open_with_flags(
+                &opened,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.pragma_update(None, "foreign_keys", true)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await?;
+        Ok(Self {
+            path,
+            conn: Arc::new(Mutex::new(conn)),
+            pending_secret: None,
+            replace: false,
+        })
+    }
+
+    /// Runs `work` with the connection on the blocking pool.
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let conn = self.conn.clone();
+        blocking(move || {
+            let mut conn = conn
+                .lock()
+                .map_err(|_| StoreError::Database("copy connection poisoned".into()))?;
+            work(&mut conn)
+        })
+        .await
+    }
+
+    fn secret_file(&self) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push(".jwt-secret");
+        name.into()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Database(format!("copy task failed: {e}")))?
+}
+
+fn to_sql(value: &Value) -> SqlValue {
+    match value {
+        Value::Null => SqlValue::Null,
+        Value::Int(n) => SqlValue::Integer(*n),
+        Value::Text(s) => SqlValue::Text(s.clone()),
+    }
+}
+
+fn read_row(table: &Table, row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            Ok(match (column.kind, column.nullable) {
+                (Kind::Int, false) => Value::Int(row.get(i)?),
+                (Kind::Text, false) => Value::Text(row.get(i)?),
+                (Kind::Int, true) => row
+                    .get::<_, Option<i64>>(i)?
+                    .map_or(Value::Null, Value::Int),
+                (Kind::Text, true) => row
+                    .get::<_, Option<String>>(i)?
+                    .map_or(Value::Null, Value::Text),
+            })
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Source for SqliteSide {
+    async fn count(&mut self, table: &'static Table) -> StoreResult<u64> {
+        self.with(move |conn| {
+            let n: i64 =
+                conn.query_row(&format!("SELECT count(*) FROM {}", table.name), [], |r| {
+                    r.get(0)
+                })?;
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn page(
+        &mut self,
+        table: &'static Table,
+        after: Option<Row>,
+        limit: usize,
+    ) -> StoreResult<Vec<Row>> {
+        self.with(move |conn| {
+            let keys = table.key_list();
+            let (filter, mut params) = match &after {
+                Some(key) => {
+                    let marks = (1..=key.len())
+                        .map(|i| format!("?{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    (
+                        format!("WHERE ({keys}) > ({marks})"),
+                        key.iter().map(to_sql).collect::<Vec<_>>(),
+                    )
+                }
+                None => (String::new(), Vec::new()),
+            };
+            params.push(SqlValue::Integer(limit as i64));
+            let sql = format!(
+                "SELECT {} FROM {} {filter} ORDER BY {keys} LIMIT ?{}",
+                table.column_list(),
+                table.name,
+                params.len()
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement
+                .query_map(params_from_iter(params.iter()), |row| read_row(table, row))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn outside_secret(&mut self) -> StoreResult<Option<String>> {
+        match std::fs::read_to_string(self.secret_file()) {
+            Ok(secret) => Ok(Some(secret.trim().to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::Database(format!(
+                "cannot read {}: {e}",
+                self.secret_file().display()
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl Target for SqliteSide {
+    async fn begin(&mut self, replace: bool) -> StoreResult<()> {
+        self.replace = replace;
+        self.with(move |conn| {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            for table in TABLES.iter().rev() {
+                let holds: bool = conn.query_row(
+                    &format!("SELECT EXISTS (SELECT 1 FROM {})", table.name),
+                    [],
+                    |r| r.get(0),
+                )?;
+                if !holds {
+                    continue;
+                }
+                if !replace {
+                    conn.execute_batch("ROLLBACK")?;
+                    return Err(StoreError::Config(format!(
+                        "the target database is not empty (table {} has rows); \
+                         use --replace to empty it first",
+                        table.name
+                    )));
+                }
+                conn.execute(&format!("DELETE FROM {}", table.name), [])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn insert(&mut self, table: &'static Table, rows: Vec<Row>) -> StoreResult<()> {
+        self.with(move |conn| {
+            let marks = (1..=table.columns.len())
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES ({marks})",
+                table.name,
+                table.column_list()
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            for row in &rows {
+                statement.execute(params_from_iter(row.iter().map(to_sql)))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn checksum(&mut self, table: &'static Table) -> StoreResult<Checksum> {
+        self.with(move |conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {} FROM {}",
+                table.column_list(),
+                table.name
+            ))?;
+            let mut rows = statement.query([])?;
+            let mut sum = Checksum::default();
+            while let Some(row) = rows.next()? {
+                sum.add(&read_row(table, row)?);
+            }
+            Ok(sum)
+        })
+        .await
+    }
+
+    async fn finish(&mut self, outside_secret: Option<String>) -> StoreResult<()> {
+        // SQLite keeps its own AUTOINCREMENT-free ids past the largest row: nothing to move.
+        self.pending_secret = outside_secret;
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> StoreResult<()> {
+        self.with(|conn| Ok(conn.execute_batch("COMMIT")?)).await?;
+        if let Some(secret) = self.pending_secret.take() {
+            write_secret_file(&self.secret_file(), &secret, self.replace)?;
+        }
+        Ok(())
+    }
+
+    async fn rollback(&mut self) -> StoreResult<()> {
+        self.with(|conn| Ok(conn.execute_batch("ROLLBACK")?)).await
+    }
+}
+
+/// Writes the signing secret beside the target database (mode 0600, written whole under a
+/// temporary name, then renamed). An existing target's secret is its users' sessions: it is
+/// kept, unless the target is being replaced (`--replace`), which makes it the source's copy.
+fn write_secret_file(path: &Path, secret: &str, replace: bool) -> StoreResult<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if path.exists() && !replace {
+        return Ok(());
+    }
+    let failed =
+        |e: std::io::Error| StoreError::Database(format!("cannot write {}: {e}", path.display()));
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".copying");
+    let temporary = PathBuf::from(temporary);
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(failed)?;
+    file.write_all(secret.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(failed)?;
+    std::fs::rename(&temporary, path).map_err(failed)
+}
