@@ -12,8 +12,10 @@ use quire_domain::UserId;
 
 use crate::{ApiError, AppState};
 
-/// `axum::Json`, but a bad body answers in the API's error shape: 400 for malformed JSON,
-/// 415 without a JSON content type, 413 past the body limit, 422 for the wrong fields.
+/// `axum::Json`, but a bad body answers in the API's error shape: 413 past the body limit, and
+/// 422 for everything else a client got wrong (not JSON, no JSON content type, wrong fields):
+/// the RealWorld spec documents 422 as every operation's answer to bad input, so a client
+/// written against it needs no other status.
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
@@ -41,19 +43,32 @@ impl From<JsonRejection> for ApiError {
             _ if status == StatusCode::PAYLOAD_TOO_LARGE => "is too large".to_owned(),
             _ => rejection.body_text(),
         };
+        let status = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            status
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
         ApiError::new(status, "body", message)
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "path", rejection.body_text())
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "path",
+            rejection.body_text(),
+        )
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "query", rejection.body_text())
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "query",
+            rejection.body_text(),
+        )
     }
 }
 

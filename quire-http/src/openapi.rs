@@ -25,7 +25,7 @@ pub struct ErrorBody {
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum CommonErrors {
-    /// Malformed JSON, a body that stalled or broke off.
+    /// A body that stalled or broke off before it was whole.
     #[response(status = 400)]
     BadRequest(ErrorBody),
     /// Missing, malformed or expired token where one is needed.
@@ -34,10 +34,8 @@ pub enum CommonErrors {
     /// Body larger than the limit.
     #[response(status = 413)]
     TooLarge(ErrorBody),
-    /// Body that is not `application/json` where JSON is expected.
-    #[response(status = 415)]
-    UnsupportedMediaType(ErrorBody),
-    /// Invalid or missing fields, each named.
+    /// Invalid or missing fields, each named; also a body that is not JSON or not sent as
+    /// `application/json` (`body`), and malformed query or path parameters (`query`, `path`).
     #[response(status = 422)]
     Unprocessable(ErrorBody),
     /// A rate limit was hit; `Retry-After` says when to come back.
@@ -46,6 +44,14 @@ pub enum CommonErrors {
     /// Overloaded, draining or too slow; `Retry-After` says when to come back.
     #[response(status = 503, headers(("Retry-After" = u64, description = "seconds to wait")))]
     Unavailable(ErrorBody),
+}
+
+/// A media type quire does not store (uploads only).
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum UnsupportedMediaType {
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
 }
 
 /// An article, profile, comment or media item that does not exist.

@@ -27,8 +27,10 @@ async fn raw(
     (status, json)
 }
 
+// The RealWorld spec answers bad input with 422 on every operation, so malformed bodies and
+// wrong content types do too (field `body`), not HTTP's more specific 400 and 415.
 #[tokio::test]
-async fn malformed_json_is_400() {
+async fn malformed_json_is_422() {
     let app = TestApp::start().await;
     for body in [&b"{bad"[..], b"", br#"{"user":"#, b"\xff\xfe"] {
         let (status, json) = raw(
@@ -40,7 +42,7 @@ async fn malformed_json_is_400() {
             None,
         )
         .await;
-        assert_error(status, &json, StatusCode::BAD_REQUEST, "body");
+        assert_error(status, &json, StatusCode::UNPROCESSABLE_ENTITY, "body");
     }
 }
 
@@ -71,7 +73,7 @@ async fn wrong_shapes_are_422() {
 }
 
 #[tokio::test]
-async fn wrong_content_type_is_415() {
+async fn wrong_content_type_is_422() {
     let app = TestApp::start().await;
     for content_type in [
         None,
@@ -88,7 +90,7 @@ async fn wrong_content_type_is_415() {
             None,
         )
         .await;
-        assert_error(status, &json, StatusCode::UNSUPPORTED_MEDIA_TYPE, "body");
+        assert_error(status, &json, StatusCode::UNPROCESSABLE_ENTITY, "body");
     }
 }
 

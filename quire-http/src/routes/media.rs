@@ -12,7 +12,7 @@ use futures_util::TryStreamExt;
 use quire_app::MediaUpload;
 
 use crate::extract::{ApiPath, AuthUser};
-use crate::openapi::{CommonErrors, ErrorBody, Forbidden, NotFound};
+use crate::openapi::{CommonErrors, ErrorBody, Forbidden, NotFound, UnsupportedMediaType};
 use crate::range::RangeRequest;
 use crate::views::MediaBody;
 use crate::{ApiError, AppState};
@@ -47,7 +47,7 @@ fn to_io(e: impl std::fmt::Display) -> std::io::Error {
         (Vec<u8> = "text/plain"), (Vec<u8> = "multipart/form-data"),
     )),
     security(("Token" = [])),
-    responses((status = 201, body = MediaBody<'static>), CommonErrors))]
+    responses((status = 201, body = MediaBody<'static>), UnsupportedMediaType, CommonErrors))]
 async fn upload_media(
     State(state): State<AppState>,
     AuthUser(viewer): AuthUser,
