@@ -295,7 +295,7 @@ if [ -f "$out" ]; then
     python3 - "$out" >>"$work/report.md" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
-for name in ("media", "ws", "drills"):
+for name in ("media", "ws", "drills", "long-drills"):
     m = re.search(rf"<!-- {name}:begin -->.*?<!-- {name}:end -->", text, flags=re.S)
     if m:
         print("\n" + m.group(0))
