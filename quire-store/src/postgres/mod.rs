@@ -34,14 +34,11 @@ impl PgStore {
     pub async fn open(url: &str, options: PgOptions) -> StoreResult<Self> {
         let config = connection_config(url, &options)?;
         let pool = PgPool::new(config, &options)?;
-        let mut client = pool.get().await.map_err(|e| match e {
+        let mut client = pool.get_for_start().await.map_err(|e| match e {
             StoreError::Unavailable(why) | StoreError::Database(why) => {
                 StoreError::Config(format!("cannot connect: {why}"))
             }
-            StoreError::Overloaded => StoreError::Config(format!(
-                "cannot connect within {:?}",
-                options.acquire_timeout
-            )),
+            StoreError::Overloaded => StoreError::Config("cannot connect: timed out".into()),
             other => other,
         })?;
         let synchronous: String = client

@@ -11,12 +11,16 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, Timeouts,
 };
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use crate::{StoreError, StoreResult};
+
+/// Longest quire waits for its first connection at start (an unreachable server whose
+/// packets are dropped would otherwise hold the start forever).
+const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sizing and timeouts of the pool.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +62,9 @@ pub fn connection_config(url: &str, options: &PgOptions) -> StoreResult<tokio_po
     ));
     config.options(settings.trim());
     if config.get_connect_timeout().is_none() {
-        config.connect_timeout(options.acquire_timeout);
+        // At run time the pool's create timeout (the acquire timeout) cuts in first; this
+        // bounds the connections made at start, which may take longer.
+        config.connect_timeout(START_TIMEOUT);
     }
     if config.get_application_name().is_none() {
         config.application_name("quire");
@@ -106,6 +112,16 @@ impl PgPool {
         ))
         .abort_handle();
         Ok(Self { pool, upkeep })
+    }
+
+    /// A connection for start-up work, which may wait longer than requests do.
+    pub async fn get_for_start(&self) -> StoreResult<Object> {
+        let timeouts = Timeouts {
+            wait: Some(START_TIMEOUT),
+            create: Some(START_TIMEOUT),
+            recycle: Some(START_TIMEOUT),
+        };
+        self.pool.timeout_get(&timeouts).await.map_err(pool_error)
     }
 
     /// A connection, waiting at most the acquire timeout.
