@@ -27,7 +27,7 @@ async fn raw(
     (status, json)
 }
 
-#[tokio::test]
+api_test! {
 async fn malformed_json_is_400() {
     let app = TestApp::start().await;
     for body in [&b"{bad"[..], b"", br#"{"user":"#, b"\xff\xfe"] {
@@ -43,8 +43,9 @@ async fn malformed_json_is_400() {
         assert_error(status, &json, StatusCode::BAD_REQUEST, "body");
     }
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn wrong_shapes_are_422() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -69,8 +70,9 @@ async fn wrong_shapes_are_422() {
         assert_error(status, &json, StatusCode::UNPROCESSABLE_ENTITY, "body");
     }
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn wrong_content_type_is_415() {
     let app = TestApp::start().await;
     for content_type in [
@@ -91,8 +93,9 @@ async fn wrong_content_type_is_415() {
         assert_error(status, &json, StatusCode::UNSUPPORTED_MEDIA_TYPE, "body");
     }
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn oversized_bodies_are_413() {
     let app = TestApp::start_with(|s| s.max_body_bytes = 64 * 1024).await;
     let token = app.register("jake").await;
@@ -109,8 +112,9 @@ async fn oversized_bodies_are_413() {
         StatusCode::CREATED
     );
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn default_body_limit_is_2_mib() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -119,8 +123,9 @@ async fn default_body_limit_is_2_mib() {
     let (status, json) = app.post("/api/articles", Some(&token), body).await;
     assert_error(status, &json, StatusCode::PAYLOAD_TOO_LARGE, "body");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn a_stray_non_json_body_on_follow_is_ignored() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -137,8 +142,9 @@ async fn a_stray_non_json_body_on_follow_is_ignored() {
     assert_eq!(status, StatusCode::OK, "{json}");
     assert_eq!(json["profile"]["following"], true);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn unknown_routes_and_methods_answer_json() {
     let app = TestApp::start().await;
     let (status, body) = app.get("/api/nothing-here", None).await;
@@ -147,4 +153,5 @@ async fn unknown_routes_and_methods_answer_json() {
         .call(reqwest::Method::PATCH, "/api/tags", None, None)
         .await;
     assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, "method");
+}
 }
