@@ -46,6 +46,7 @@ mod live_memory;
 mod logs;
 mod media;
 mod openapi;
+mod postgres;
 mod profiles;
 mod restart;
 mod serving;

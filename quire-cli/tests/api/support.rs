@@ -199,6 +199,12 @@ impl TestDir {
         ]
     }
 
+    /// A connection to this test's PostgreSQL database (panics on a SQLite test).
+    pub async fn postgres(&self) -> tokio_postgres::Client {
+        let db = self.postgres.as_ref().expect("a PostgreSQL test");
+        admin_client(&db.url).await
+    }
+
     /// The generated token secret: the file beside the SQLite database, or the row in
     /// PostgreSQL's `secrets` table. Panics when none was kept.
     pub async fn token_secret(&self) -> String {

@@ -1,0 +1,158 @@
+//! What only the PostgreSQL store does: several instances sharing one database (one
+//! migration, one token secret), refusing to start on a database it cannot use, and
+//! replacing pooled connections the server closed. These are `#[tokio::test]`s running on
+//! PostgreSQL alone because SQLite has no such situations (one file, one process).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+use crate::support::{Backend, TestApp, TestDir, spawn_quire_with_env};
+
+async fn register(base: &str, name: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/users"))
+        .json(
+            &json!({"user": {"username": name, "email": format!("{name}@example.com"),
+                                "password": "password-1234"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    body["user"]["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn two_instances_starting_at_once_migrate_once_and_share_the_secret() {
+    Backend::Postgres
+        .run(async {
+            let dir = TestDir::new().await;
+            let env = [("RUST_LOG", "info")];
+            let (a, b) = tokio::join!(
+                spawn_quire_with_env(&dir, &[], &env),
+                spawn_quire_with_env(&dir, &[], &env)
+            );
+            let applied = [&a, &b]
+                .iter()
+                .flat_map(|q| q.logs.lock().unwrap().clone())
+                .filter(|line| line.contains("applied schema migration"))
+                .count();
+            let newest = quire_store::postgres::MIGRATIONS.len();
+            assert_eq!(applied, newest, "each migration applied exactly once");
+            let db = dir.postgres().await;
+            let version: i32 = db
+                .query_one("SELECT version FROM schema_version", &[])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(version as usize, newest);
+            let secrets: i64 = db
+                .query_one("SELECT count(*) FROM secrets", &[])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(secrets, 1);
+
+            // A token signed by one instance is accepted by the other.
+            let token = register(&a.base, "shared").await;
+            let response = reqwest::Client::new()
+                .get(format!("{}/api/user", b.base))
+                .header("Authorization", format!("Token {token}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        })
+        .await
+}
+
+/// Runs `quire migrate` on `database` and returns its exit success and stderr.
+async fn migrate(database: &str) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_quire"))
+        .args(["migrate", "--log-format", "json", "--database", database])
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_database_it_cannot_use_stops_the_start_with_one_clear_line() {
+    Backend::Postgres
+        .run(async {
+            let dir = TestDir::new().await;
+            let url = dir.database_url();
+            let (ok, stderr) = migrate(&url).await;
+            assert!(ok, "{stderr}");
+
+            let (base, _) = url.rsplit_once('/').unwrap();
+            let missing = format!("{base}/quire_no_such_database");
+            let (ok, stderr) = migrate(&missing).await;
+            assert!(!ok);
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(stderr.contains("does not exist"), "{stderr}");
+
+            let (ok, stderr) = migrate("postgres://root@127.0.0.1:1/test").await;
+            assert!(!ok);
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(stderr.contains("cannot connect"), "{stderr}");
+
+            let with_password = format!(
+                "postgres://root:hunter2-secret@{}",
+                base.split_once('@').map_or(base, |(_, host)| host)
+            );
+            let (ok, stderr) = migrate(&format!("{with_password}/quire_no_such_database")).await;
+            assert!(!ok);
+            assert!(
+                !stderr.contains("hunter2-secret"),
+                "password shown: {stderr}"
+            );
+
+            dir.postgres()
+                .await
+                .execute("UPDATE schema_version SET version = 999", &[])
+                .await
+                .unwrap();
+            let (ok, stderr) = migrate(&url).await;
+            assert!(!ok);
+            assert!(stderr.contains("newer than this binary"), "{stderr}");
+        })
+        .await
+}
+
+#[tokio::test]
+async fn connections_the_server_closed_are_replaced() {
+    Backend::Postgres
+        .run(async {
+            let app = TestApp::start().await;
+            let jake = app.register("jake").await;
+            app.create_article(&jake, "survives", &[]).await;
+            let closed: i64 = app
+                .test_dir()
+                .postgres()
+                .await
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert!(closed > 0, "quire held connections");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let (status, body) = app.get("/health/ready", None).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let (status, body) = app.get("/api/articles?author=jake", None).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(body["articlesCount"], 1);
+        })
+        .await
+}
