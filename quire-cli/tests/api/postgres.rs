@@ -156,3 +156,51 @@ async fn connections_the_server_closed_are_replaced() {
         })
         .await
 }
+
+#[tokio::test]
+async fn a_statement_past_the_timeout_is_shed_with_503_and_rolled_back() {
+    Backend::Postgres
+        .run(async {
+            let app =
+                TestApp::start_with(|s| s.pg_statement_timeout = Duration::from_millis(300)).await;
+            let jake = app.register("jake").await;
+            let slug = app.create_article(&jake, "contended", &["t"]).await["slug"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            // Another client of the database holds the favorites table: quire's insert waits
+            // on the lock until the server cancels it.
+            let mut holder = app.test_dir().postgres().await;
+            let lock = holder.transaction().await.unwrap();
+            lock.batch_execute("LOCK TABLE favorites IN ACCESS EXCLUSIVE MODE")
+                .await
+                .unwrap();
+            let response = app
+                .client
+                .post(app.url(&format!("/api/articles/{slug}/favorite")))
+                .header("Authorization", format!("Token {jake}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()["retry-after"], "1");
+            // Unrelated requests are served meanwhile.
+            let (status, _) = app.get("/api/user", Some(&jake)).await;
+            assert_eq!(status, StatusCode::OK);
+            lock.rollback().await.unwrap();
+
+            let (status, body) = app
+                .post(
+                    &format!("/api/articles/{slug}/favorite"),
+                    Some(&jake),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(
+                body["article"]["favoritesCount"], 1,
+                "the shed attempt left nothing"
+            );
+        })
+        .await
+}
