@@ -204,3 +204,67 @@ async fn a_statement_past_the_timeout_is_shed_with_503_and_rolled_back() {
         })
         .await
 }
+
+#[tokio::test]
+async fn concurrent_creates_and_deletes_sharing_tags_keep_counts_exact() {
+    Backend::Postgres
+        .run(async {
+            let app = TestApp::start().await;
+            let jake = app.register("jake").await;
+            let tags = ["alpha", "beta", "gamma", "delta"];
+            let mut slugs = Vec::new();
+            for n in 0..24 {
+                let article = app.create_article(&jake, &format!("old {n}"), &tags).await;
+                slugs.push(article["slug"].as_str().unwrap().to_owned());
+            }
+            // Deletes (whose cascades touch the tag counts in storage order) race creates
+            // (which touch them in tag order).
+            let deletes = slugs.iter().map(|slug| {
+                let app = &app;
+                let jake = &jake;
+                async move { app.delete(&format!("/api/articles/{slug}"), Some(jake)).await.0 }
+            });
+            let creates = (0..24).map(|n| {
+                let app = &app;
+                let jake = &jake;
+                async move {
+                    app.post(
+                        "/api/articles",
+                        Some(jake),
+                        json!({"article": {"title": format!("new {n}"), "description": "d",
+                                           "body": "b", "tagList": ["delta", "gamma", "beta", "alpha"]}}),
+                    )
+                    .await
+                    .0
+                }
+            });
+            let (deleted, created) = tokio::join!(
+                futures_util::future::join_all(deletes),
+                futures_util::future::join_all(creates)
+            );
+            assert!(deleted.iter().all(|s| *s == StatusCode::NO_CONTENT), "{deleted:?}");
+            assert!(created.iter().all(|s| *s == StatusCode::CREATED), "{created:?}");
+            let (_, body) = app.get("/api/articles?tag=beta&limit=1", None).await;
+            assert_eq!(body["articlesCount"], 24);
+            let db = app.test_dir().postgres().await;
+            let counts: Vec<(String, i64)> = db
+                .query("SELECT tag, articles FROM tag_counts ORDER BY tag", &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let expected: Vec<(String, i64)> = ["alpha", "beta", "delta", "gamma"]
+                .iter()
+                .map(|t| (t.to_string(), 24))
+                .collect();
+            assert_eq!(counts, expected);
+            let total: i64 = db
+                .query_one("SELECT value FROM article_total", &[])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(total, 24);
+        })
+        .await
+}
