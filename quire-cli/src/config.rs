@@ -64,7 +64,8 @@ pub struct Settings {
     )]
     pub database: String,
 
-    /// Directory for uploaded media; default `media` beside the SQLite file.
+    /// Directory for uploaded media; default `media` beside the SQLite file (`media` in the
+    /// working directory with PostgreSQL: give instances sharing a database a shared one).
     #[arg(long, env = "QUIRE_MEDIA_DIR", global = true)]
     pub media_dir: Option<std::path::PathBuf>,
 
