@@ -114,7 +114,7 @@ fn from_shared(error: Arc<StoreError>) -> AppError {
     match &*error {
         StoreError::Conflict(fields) => StoreError::Conflict(fields.clone()).into(),
         StoreError::Overloaded => AppError::Overloaded,
-        StoreError::Closed => AppError::Overloaded,
+        StoreError::Closed | StoreError::Unavailable(_) => AppError::Overloaded,
         other => AppError::Internal(other.to_string()),
     }
 }

@@ -72,7 +72,9 @@ impl From<StoreError> for AppError {
                 }
                 Self::Validation(errors)
             }
-            StoreError::Overloaded | StoreError::Closed => Self::Overloaded,
+            StoreError::Overloaded | StoreError::Unavailable(_) | StoreError::Closed => {
+                Self::Overloaded
+            }
             StoreError::Config(e) | StoreError::Database(e) => Self::Internal(e),
         }
     }

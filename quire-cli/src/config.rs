@@ -74,7 +74,8 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_TLS_KEY", requires = "tls_cert", global = true)]
     pub tls_key: Option<std::path::PathBuf>,
 
-    /// Database URL: sqlite://PATH (created and migrated on start).
+    /// Database URL: sqlite://PATH (created and migrated on start), or postgres://... (the
+    /// database must exist; it is migrated on start) for instances sharing one database.
     #[arg(
         long,
         env = "QUIRE_DATABASE_URL",
@@ -83,7 +84,8 @@ pub struct Settings {
     )]
     pub database: String,
 
-    /// Directory for uploaded media; default `media` beside the SQLite file.
+    /// Directory for uploaded media; default `media` beside the SQLite file (`media` in the
+    /// working directory with PostgreSQL: give instances sharing a database a shared one).
     #[arg(long, env = "QUIRE_MEDIA_DIR", global = true)]
     pub media_dir: Option<std::path::PathBuf>,
 
@@ -92,8 +94,9 @@ pub struct Settings {
     pub max_media_bytes: u64,
 
     /// Secret that signs session tokens (at least 32 characters). When not given, one is
-    /// generated once and kept in a 0600 file beside the database (`<db>.jwt-secret`), so
-    /// restarts keep users signed in.
+    /// generated once and kept: with SQLite in a 0600 file beside the database
+    /// (`<db>.jwt-secret`), with PostgreSQL in the database itself (shared by every
+    /// instance), so restarts keep users signed in.
     #[arg(long, env = "QUIRE_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
 
@@ -321,6 +324,28 @@ pub struct Settings {
         global = true
     )]
     pub store_queue_depth: usize,
+
+    /// PostgreSQL: connections in the pool at most.
+    #[arg(long, env = "QUIRE_PG_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub pg_pool_size: u32,
+
+    /// PostgreSQL: longest a request waits for a pooled connection (or a new one); past
+    /// it the request gets 503 with Retry-After, e.g. 2s.
+    #[arg(long, env = "QUIRE_PG_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub pg_acquire_timeout: Duration,
+
+    /// PostgreSQL: an idle pooled connection unused this long is closed, e.g. 10m.
+    #[arg(long, env = "QUIRE_PG_IDLE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration, global = true)]
+    pub pg_idle_timeout: Duration,
+
+    /// PostgreSQL: a pooled connection older than this is closed once idle, e.g. 30m.
+    #[arg(long, env = "QUIRE_PG_MAX_LIFETIME", default_value = "30m", value_parser = humantime::parse_duration, global = true)]
+    pub pg_max_lifetime: Duration,
+
+    /// PostgreSQL: longest one SQL statement may run before the server cancels it (the
+    /// request then gets 503), e.g. 10s.
+    #[arg(long, env = "QUIRE_PG_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub pg_statement_timeout: Duration,
 
     /// Password hashes computed at once (each uses one core for tens of milliseconds).
     #[arg(

@@ -22,23 +22,37 @@ use quire_media::FsBlobStore;
 use quire_serve::ServeConfig;
 use quire_serve::listener::ListenOptions;
 use quire_serve::tls::{Tls, TlsFiles};
-use quire_store::{DatabaseUrl, sqlite::SqliteOptions};
+use quire_store::postgres::PgOptions;
+use quire_store::sqlite::SqliteOptions;
+use quire_store::{DatabaseUrl, StoreOptions};
 use tokio::net::TcpListener;
 
 pub use config::{Cli, Command, CopyArgs, LogFormat, Settings};
+
+fn store_options(settings: &Settings) -> StoreOptions {
+    StoreOptions {
+        sqlite: SqliteOptions {
+            readers: settings.sqlite_readers,
+            queue_depth: settings.store_queue_depth,
+        },
+        postgres: PgOptions {
+            pool_size: settings.pg_pool_size as usize,
+            acquire_timeout: settings.pg_acquire_timeout,
+            idle_timeout: settings.pg_idle_timeout,
+            max_lifetime: settings.pg_max_lifetime,
+            statement_timeout: settings.pg_statement_timeout,
+        },
+    }
+}
 
 /// Opens the store the settings name (creating and migrating it).
 async fn open_store(
     settings: &Settings,
 ) -> anyhow::Result<(DatabaseUrl, Arc<dyn quire_store::Store>)> {
     let url = DatabaseUrl::parse(&settings.database)?;
-    let options = SqliteOptions {
-        readers: settings.sqlite_readers,
-        queue_depth: settings.store_queue_depth,
-    };
-    let store = quire_store::open(&url, options)
+    let store = quire_store::open(&url, store_options(settings))
         .await
-        .with_context(|| format!("cannot open database {}", settings.database))?;
+        .with_context(|| format!("cannot open database {url}"))?;
     Ok((url, store))
 }
 
@@ -50,8 +64,17 @@ async fn token_secret(settings: &Settings, url: &DatabaseUrl) -> anyhow::Result<
             let path = secret::secret_path(path);
             tokio::task::spawn_blocking(move || secret::load_or_create(&path)).await?
         }
-        (None, DatabaseUrl::Postgres(_)) => {
-            anyhow::bail!("--jwt-secret is required with a shared database")
+        (None, DatabaseUrl::Postgres(db)) => {
+            // Kept in the database, so every instance sharing it signs with the same key.
+            let stored = quire_store::postgres::shared_secret(
+                db,
+                &store_options(settings).postgres,
+                secret::TOKEN_SECRET_NAME,
+                &secret::generate(),
+            )
+            .await
+            .with_context(|| format!("cannot read the token secret from {url}"))?;
+            secret::stored(&stored)
         }
     }
 }
@@ -98,8 +121,8 @@ async fn tls(settings: &Settings) -> anyhow::Result<Option<Tls>> {
 
 /// `quire migrate`: brings the database schema up to date and returns.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    open_store(settings).await?;
-    tracing::info!(database = %settings.database, "database is up to date");
+    let (url, _store) = open_store(settings).await?;
+    tracing::info!(database = %url, "database is up to date");
     Ok(())
 }
 
@@ -185,7 +208,7 @@ pub async fn serve(
     tracing::info!(
         %address,
         tls = engine.tls.is_some(),
-        store = %settings.database,
+        store = %url,
         version = env!("CARGO_PKG_VERSION"),
         "quire listening"
     );

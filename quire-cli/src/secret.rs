@@ -1,5 +1,6 @@
-//! The token-signing secret: given, or generated once and kept in a 0600 file beside the
-//! database so that restarts (and every process sharing the file) keep tokens valid.
+//! The token-signing secret: given, or generated once and kept so that restarts keep tokens
+//! valid: for SQLite in a 0600 file beside the database, for PostgreSQL in the database (the
+//! wiring in `lib.rs` asks quire-store for it; this file only makes and checks secrets).
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Read, Write};
@@ -9,6 +10,25 @@ use anyhow::{Context, bail};
 
 /// Shortest secret accepted: HS256 wants at least 256 bits of key.
 const MIN_SECRET_LEN: usize = 32;
+
+/// Name of the token secret in PostgreSQL's `secrets` table.
+pub const TOKEN_SECRET_NAME: &str = "token";
+
+/// A fresh random secret: 32 random bytes as 64 hex characters.
+pub fn generate() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks a secret read back from the database.
+pub fn stored(secret: &str) -> anyhow::Result<Vec<u8>> {
+    if secret.len() < MIN_SECRET_LEN {
+        bail!("the database holds a token secret shorter than {MIN_SECRET_LEN} characters");
+    }
+    Ok(secret.as_bytes().to_vec())
+}
 
 /// Where the generated secret of the database at `db_path` is kept.
 pub fn secret_path(db_path: &Path) -> PathBuf {
@@ -52,12 +72,9 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 fn create(path: &Path) -> std::io::Result<Vec<u8>> {
-    use rand::RngCore;
     use std::os::unix::fs::OpenOptionsExt;
 
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = generate();
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -11,6 +11,10 @@ pub enum StoreError {
     /// The bounded queue in front of the database is full: shed load rather than queue forever.
     #[error("store is overloaded")]
     Overloaded,
+    /// The database server cannot be reached right now (PostgreSQL down or restarting);
+    /// callers shed the request and may retry shortly.
+    #[error("store is unavailable: {0}")]
+    Unavailable(String),
     /// The store has been shut down (only seen during process exit).
     #[error("store is closed")]
     Closed,

@@ -1,12 +1,12 @@
 //! quire's persistence: the [`Store`] trait every backend implements, the records it returns,
-//! and the SQLite backend that quire runs on by default.
+//! the SQLite backend that quire runs on by default and the PostgreSQL backend for scale-out.
 //!
-//! Callers (quire-app) see only the trait, so a PostgreSQL backend can be added without changing
-//! them. SQL lives here and nowhere else. Nothing here knows about HTTP or the application's
+//! Callers (quire-app) see only the trait; [`open`] picks the backend from the URL. SQL lives here and nowhere else. Nothing here knows about HTTP or the application's
 //! authorization rules: the store answers questions and applies changes it is given.
 
 pub mod copy;
 mod error;
+pub mod postgres;
 mod records;
 pub mod sqlite;
 
@@ -156,15 +156,31 @@ impl DatabaseUrl {
     }
 }
 
+impl std::fmt::Display for DatabaseUrl {
+    /// The URL as logs and error messages may show it: a password is replaced by `***`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => f.write_str(&postgres::redact(url)),
+        }
+    }
+}
+
+/// Settings of each backend; only the one the URL names is used.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreOptions {
+    pub sqlite: sqlite::SqliteOptions,
+    pub postgres: postgres::PgOptions,
+}
+
 /// Opens (creating and migrating as needed) the store a URL names.
-pub async fn open(
-    url: &DatabaseUrl,
-    options: sqlite::SqliteOptions,
-) -> StoreResult<Arc<dyn Store>> {
+pub async fn open(url: &DatabaseUrl, options: StoreOptions) -> StoreResult<Arc<dyn Store>> {
     match url {
-        DatabaseUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, options).await?)),
-        DatabaseUrl::Postgres(_) => Err(StoreError::Config(
-            "the PostgreSQL backend is not built yet; use a sqlite:// URL".into(),
+        DatabaseUrl::Sqlite(path) => Ok(Arc::new(
+            sqlite::SqliteStore::open(path, options.sqlite).await?,
+        )),
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(
+            postgres::PgStore::open(url, options.postgres).await?,
         )),
     }
 }

@@ -15,7 +15,7 @@ fn slugs(body: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
+api_test! {
 async fn create_answers_201_with_the_full_article() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -49,8 +49,9 @@ async fn create_answers_201_with_the_full_article() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched["article"], *article);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn create_validates_each_field() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -80,8 +81,9 @@ async fn create_validates_each_field() {
     // Nothing was created.
     assert_eq!(app.get("/api/articles", None).await.1["articlesCount"], 0);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn repeated_titles_get_unique_slugs() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -99,15 +101,17 @@ async fn repeated_titles_get_unique_slugs() {
         );
     }
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn unknown_article_is_404() {
     let app = TestApp::start().await;
     let (status, body) = app.get("/api/articles/no-such-article", None).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "article");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn lists_are_newest_first_without_bodies_and_count_all_matches() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -177,8 +181,9 @@ async fn lists_are_newest_first_without_bodies_and_count_all_matches() {
         ["three"]
     );
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn pagination_edges() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -199,8 +204,9 @@ async fn pagination_edges() {
         assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, field);
     }
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn limit_above_the_maximum_is_clamped_to_100() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -216,8 +222,9 @@ async fn limit_above_the_maximum_is_clamped_to_100() {
     let (_, body) = app.get("/api/articles", None).await;
     assert_eq!(body["articles"].as_array().unwrap().len(), 20);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn feed_follows_follows() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -262,8 +269,9 @@ async fn feed_follows_follows() {
     let (status, body) = app.get("/api/articles/feed", None).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "token");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn only_the_author_updates_and_a_new_title_gives_a_new_slug() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -336,8 +344,9 @@ async fn only_the_author_updates_and_a_new_title_gives_a_new_slug() {
         StatusCode::NOT_FOUND
     );
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn only_the_author_deletes_and_everything_goes_with_it() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -374,8 +383,9 @@ async fn only_the_author_deletes_and_everything_goes_with_it() {
     );
     assert_eq!(app.get("/api/tags", None).await.1, json!({"tags": []}));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn favorites_flag_and_count() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -420,8 +430,9 @@ async fn favorites_flag_and_count() {
         .await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "token");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn concurrent_favorites_are_counted_exactly() {
     let app = TestApp::start().await;
     let author = app.register("author").await;
@@ -465,8 +476,9 @@ async fn concurrent_favorites_are_counted_exactly() {
     let (_, list) = app.get("/api/articles", None).await;
     assert_eq!(list["articles"][0]["favoritesCount"], 25);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn tags_are_distinct_and_sorted() {
     let app = TestApp::start().await;
     let (status, body) = app.get("/api/tags", None).await;
@@ -479,4 +491,5 @@ async fn tags_are_distinct_and_sorted() {
         app.get("/api/tags", None).await.1,
         json!({"tags": ["apple", "mango", "zebra"]})
     );
+}
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::support::TestApp;
 
-#[tokio::test]
+api_test! {
 async fn edits_deletes_and_favorites_are_seen_at_once() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -96,8 +96,9 @@ async fn edits_deletes_and_favorites_are_seen_at_once() {
     );
     assert_eq!(app.get("/api/tags", None).await.1, json!({"tags": ["t2"]}));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn follows_and_profile_changes_are_seen_at_once() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -154,8 +155,9 @@ async fn follows_and_profile_changes_are_seen_at_once() {
         0
     );
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn a_writer_never_reads_its_own_write_stale_under_concurrent_readers() {
     let app = Arc::new(TestApp::start().await);
     let jake = app.register("jake").await;
@@ -195,8 +197,9 @@ async fn a_writer_never_reads_its_own_write_stale_under_concurrent_readers() {
         reader.await.unwrap();
     }
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn the_feed_follows_new_articles_favorites_and_follows_at_once() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -228,4 +231,5 @@ async fn the_feed_follows_new_articles_favorites_and_follows_at_once() {
         app.get("/api/articles/feed", Some(&jake)).await.1["articlesCount"],
         0
     );
+}
 }

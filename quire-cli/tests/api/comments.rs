@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::support::{TestApp, assert_error, assert_timestamp};
 
-#[tokio::test]
+api_test! {
 async fn add_list_and_delete_comments() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -60,8 +60,9 @@ async fn add_list_and_delete_comments() {
     let (status, body) = app.delete(&first_path, Some(&anna)).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "comment");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn comment_errors() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -126,4 +127,5 @@ async fn comment_errors() {
             .len(),
         1
     );
+}
 }

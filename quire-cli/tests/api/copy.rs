@@ -1,15 +1,25 @@
 //! `quire copy`: a blog moved to another database reads exactly as before (same articles,
 //! follows, favorites, comments, media rows; the same passwords and signed-in sessions), a
 //! non-empty target is refused, and a copy that fails leaves the target as it was.
+//!
+//! Each test's source is on the test's backend and its target on the other one, so the
+//! `sqlite` runs copy SQLite to PostgreSQL and the `postgres` runs copy back.
 
-use std::path::Path;
 use std::process::Output;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::support::TestApp;
+use crate::support::{Backend, TestApp, TestDir};
+
+/// The backend a test's copies go to: the other one.
+fn other_backend() -> Backend {
+    match Backend::current() {
+        Backend::Sqlite => Backend::Postgres,
+        Backend::Postgres => Backend::Sqlite,
+    }
+}
 
 /// Runs `quire copy` as a user would; its output.
 async fn quire_copy(from: &str, to: &str, extra: &[&str]) -> Output {
@@ -19,10 +29,6 @@ async fn quire_copy(from: &str, to: &str, extra: &[&str]) -> Output {
         .output()
         .await
         .unwrap()
-}
-
-fn sqlite_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("quire.db").display())
 }
 
 /// Everything a reader and a signed-in user see, to compare before and after a move.
@@ -81,15 +87,15 @@ async fn write_a_blog(app: &TestApp) -> String {
     anna
 }
 
-#[tokio::test]
+api_test! {
 async fn a_copied_blog_reads_the_same_and_keeps_its_sessions() {
     let app = TestApp::start().await;
     let anna = write_a_blog(&app).await;
     let before = snapshot(&app, &anna).await;
     let source = app.stop().await;
 
-    let target = tempfile::tempdir().unwrap();
-    let output = quire_copy(&sqlite_url(source.path()), &sqlite_url(target.path()), &[]).await;
+    let target = TestDir::new_for(other_backend()).await;
+    let output = quire_copy(&source.database_url(), &target.database_url(), &[]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -97,10 +103,7 @@ async fn a_copied_blog_reads_the_same_and_keeps_its_sessions() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("committed"), "{stdout}");
-    assert!(
-        stdout.contains("users") && stdout.contains("2 rows"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("users") && stdout.contains("2 rows"), "{stdout}");
 
     let moved = TestApp::start_in(target).await;
     // Same answers, read with the token issued before the move.
@@ -115,31 +118,38 @@ async fn a_copied_blog_reads_the_same_and_keeps_its_sessions() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // New rows get new ids after the copied ones.
-    let jake_token = moved.register("newcomer").await;
-    let article = moved
-        .create_article(&jake_token, "after the move", &[])
-        .await;
+    let newcomer = moved.register("newcomer").await;
+    let article = moved.create_article(&newcomer, "after the move", &[]).await;
     assert_eq!(article["slug"], "after-the-move");
+    let (status, body) = moved
+        .post(
+            "/api/articles/after-the-move/comments",
+            Some(&newcomer),
+            json!({"comment": {"body": "a new comment"}}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
     let (_, list) = moved.get("/api/articles", None).await;
     assert_eq!(list["articlesCount"], 3);
+    let (_, tags) = moved.get("/api/tags", None).await;
+    assert_eq!(tags, before[6]);
+}
 }
 
-#[tokio::test]
+api_test! {
 async fn a_non_empty_target_is_refused_and_kept() {
     let first = TestApp::start().await;
     let anna = write_a_blog(&first).await;
     let source = first.stop().await;
-    let second = TestApp::start().await;
+    let target = TestDir::new_for(other_backend()).await;
+    let second = TestApp::start_in(target).await;
     second.register("resident").await;
     let target = second.stop().await;
 
-    let output = quire_copy(&sqlite_url(source.path()), &sqlite_url(target.path()), &[]).await;
+    let output = quire_copy(&source.database_url(), &target.database_url(), &[]).await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("not empty") && stderr.contains("--replace"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("not empty") && stderr.contains("--replace"), "{stderr}");
     let kept = TestApp::start_in(target).await;
     let (status, _) = kept.get("/api/profiles/resident", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -149,16 +159,12 @@ async fn a_non_empty_target_is_refused_and_kept() {
 
     // --replace empties it and copies, in one transaction.
     let output = quire_copy(
-        &sqlite_url(source.path()),
-        &sqlite_url(target.path()),
+        &source.database_url(),
+        &target.database_url(),
         &["--replace"],
     )
     .await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let replaced = TestApp::start_in(target).await;
     let (status, _) = replaced.get("/api/profiles/resident", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -167,14 +173,16 @@ async fn a_non_empty_target_is_refused_and_kept() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["articlesCount"], 2);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn a_copy_that_fails_leaves_the_target_untouched() {
-    let app = TestApp::start().await;
+    // The source is SQLite, where a row no foreign key allows can be written behind quire's
+    // back; the target (this test's backend) refuses it, and with it everything copied before.
+    let source = TestDir::new_for(Backend::Sqlite).await;
+    let app = TestApp::start_in(source).await;
     write_a_blog(&app).await;
     let source = app.stop().await;
-    // A row no foreign key allows (written behind quire's back): the target refuses it, and
-    // with it everything copied before.
     let db = rusqlite::Connection::open(source.path().join("quire.db")).unwrap();
     db.execute_batch(
         "PRAGMA foreign_keys = OFF; \
@@ -184,38 +192,30 @@ async fn a_copy_that_fails_leaves_the_target_untouched() {
     .unwrap();
     drop(db);
 
-    let target = tempfile::tempdir().unwrap();
-    let output = quire_copy(&sqlite_url(source.path()), &sqlite_url(target.path()), &[]).await;
+    let target = TestDir::new().await;
+    let output = quire_copy(&source.database_url(), &target.database_url(), &[]).await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("left as it was"), "{stderr}");
-    let db = rusqlite::Connection::open(target.path().join("quire.db")).unwrap();
-    for table in [
-        "users",
-        "articles",
-        "follows",
-        "favorites",
-        "comments",
-        "media",
-    ] {
-        let rows: i64 = db
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(rows, 0, "{table} was written by a failed copy");
-    }
-    assert!(!target.path().join("quire.db.jwt-secret").exists());
+    let untouched = TestApp::start_in(target).await;
+    let (_, list) = untouched.get("/api/articles", None).await;
+    assert_eq!(list["articlesCount"], 0, "{list}");
+    let (status, _) = untouched.get("/api/profiles/jake", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, tags) = untouched.get("/api/tags", None).await;
+    assert_eq!(tags, json!({"tags": []}));
+}
 }
 
 #[tokio::test]
 async fn copying_needs_an_existing_source() {
+    // About a missing SQLite file, so SQLite only.
     let dir = tempfile::tempdir().unwrap();
-    let output = quire_copy(
-        &sqlite_url(&dir.path().join("missing")),
-        &sqlite_url(dir.path()),
-        &[],
-    )
-    .await;
+    let missing = format!("sqlite://{}", dir.path().join("missing.db").display());
+    let target = format!("sqlite://{}", dir.path().join("quire.db").display());
+    let output = quire_copy(&missing, &target, &[]).await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no database to copy from"), "{stderr}");
+    assert!(!dir.path().join("missing.db").exists());
 }

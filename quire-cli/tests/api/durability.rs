@@ -11,7 +11,7 @@ use tokio::process::Command;
 
 use crate::support::{TestApp, spawn_quire};
 
-#[tokio::test]
+api_test! {
 async fn a_restart_keeps_data_and_tokens_valid() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -24,11 +24,9 @@ async fn a_restart_keeps_data_and_tokens_valid() {
     let (status, body) = app.get("/api/articles/persisted", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["article"]["tagList"], json!(["kept"]));
-    let secret = app.dir().join("quire.db.jwt-secret");
-    assert!(
-        secret.exists(),
-        "the generated secret is kept beside the database"
-    );
+    // Beside the SQLite file, or in PostgreSQL's `secrets` table.
+    assert!(app.test_dir().token_secret().await.len() >= 32);
+}
 }
 
 async fn register(client: &reqwest::Client, base: &str, name: &str) -> String {
@@ -46,10 +44,10 @@ async fn register(client: &reqwest::Client, base: &str, name: &str) -> String {
     body["user"]["token"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
+api_test! {
 async fn kill_9_loses_no_acknowledged_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut quire = spawn_quire(dir.path(), &[]).await;
+    let dir = crate::support::TestDir::new().await;
+    let mut quire = spawn_quire(&dir, &[]).await;
     let client = reqwest::Client::new();
     let token = register(&client, &quire.base, "writer").await;
 
@@ -101,7 +99,7 @@ async fn kill_9_loses_no_acknowledged_write() {
         acknowledged.len()
     );
 
-    let quire = spawn_quire(dir.path(), &[]).await;
+    let quire = spawn_quire(&dir, &[]).await;
     let (status, body) = get(&client, &quire.base, "/api/articles?limit=1", None).await;
     assert_eq!(status, StatusCode::OK);
     let stored = body["articlesCount"].as_u64().unwrap();
@@ -116,6 +114,7 @@ async fn kill_9_loses_no_acknowledged_write() {
     }
     let (status, _) = get(&client, &quire.base, "/api/user", Some(&token)).await;
     assert_eq!(status, StatusCode::OK, "token valid after the crash");
+}
 }
 
 async fn get(
@@ -132,10 +131,10 @@ async fn get(
     (response.status(), response.json().await.unwrap())
 }
 
-#[tokio::test]
+api_test! {
 async fn sigterm_drains_and_exits_0() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut quire = spawn_quire(dir.path(), &[]).await;
+    let dir = crate::support::TestDir::new().await;
+    let mut quire = spawn_quire(&dir, &[]).await;
     let client = reqwest::Client::new();
     register(&client, &quire.base, "jake").await;
     let pid = quire.child.id().unwrap().to_string();
@@ -151,15 +150,16 @@ async fn sigterm_drains_and_exits_0() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn systemd_hears_ready_watchdog_pings_and_stopping() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new().await;
     let socket_path = dir.path().join("notify.sock");
     let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
     let socket_env = socket_path.to_str().unwrap().to_owned();
     let mut quire = crate::support::spawn_quire_with_env(
-        dir.path(),
+        &dir,
         &[],
         &[("NOTIFY_SOCKET", &socket_env), ("WATCHDOG_USEC", "200000")],
     )
@@ -194,12 +194,13 @@ async fn systemd_hears_ready_watchdog_pings_and_stopping() {
     let status = quire.child.wait().await.unwrap();
     assert_eq!(status.code(), Some(0));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn readiness_turns_503_as_soon_as_a_drain_starts() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().unwrap();
-    let mut quire = spawn_quire(dir.path(), &["--drain-linger", "3s"]).await;
+    let dir = crate::support::TestDir::new().await;
+    let mut quire = spawn_quire(&dir, &["--drain-linger", "3s"]).await;
     // A connection open before the drain keeps being served during the linger.
     let mut stream = tokio::net::TcpStream::connect(&quire.address)
         .await
@@ -232,4 +233,5 @@ async fn readiness_turns_503_as_soon_as_a_drain_starts() {
         .expect("quire exits after the drain")
         .unwrap();
     assert_eq!(status.code(), Some(0));
+}
 }

@@ -29,7 +29,7 @@ async fn raw(
 
 // The RealWorld spec answers bad input with 422 on every operation, so malformed bodies and
 // wrong content types do too (field `body`), not HTTP's more specific 400 and 415.
-#[tokio::test]
+api_test! {
 async fn malformed_json_is_422() {
     let app = TestApp::start().await;
     for body in [&b"{bad"[..], b"", br#"{"user":"#, b"\xff\xfe"] {
@@ -45,8 +45,9 @@ async fn malformed_json_is_422() {
         assert_error(status, &json, StatusCode::UNPROCESSABLE_ENTITY, "body");
     }
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn wrong_shapes_are_422() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -71,8 +72,9 @@ async fn wrong_shapes_are_422() {
         assert_error(status, &json, StatusCode::UNPROCESSABLE_ENTITY, "body");
     }
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn wrong_content_type_is_422() {
     let app = TestApp::start().await;
     for content_type in [
@@ -93,8 +95,9 @@ async fn wrong_content_type_is_422() {
         assert_error(status, &json, StatusCode::UNPROCESSABLE_ENTITY, "body");
     }
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn oversized_bodies_are_413() {
     let app = TestApp::start_with(|s| s.max_body_bytes = 64 * 1024).await;
     let token = app.register("jake").await;
@@ -111,8 +114,9 @@ async fn oversized_bodies_are_413() {
         StatusCode::CREATED
     );
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn default_body_limit_is_2_mib() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -121,8 +125,9 @@ async fn default_body_limit_is_2_mib() {
     let (status, json) = app.post("/api/articles", Some(&token), body).await;
     assert_error(status, &json, StatusCode::PAYLOAD_TOO_LARGE, "body");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn a_stray_non_json_body_on_follow_is_ignored() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -139,8 +144,9 @@ async fn a_stray_non_json_body_on_follow_is_ignored() {
     assert_eq!(status, StatusCode::OK, "{json}");
     assert_eq!(json["profile"]["following"], true);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn unknown_routes_and_methods_answer_json() {
     let app = TestApp::start().await;
     let (status, body) = app.get("/api/nothing-here", None).await;
@@ -149,4 +155,5 @@ async fn unknown_routes_and_methods_answer_json() {
         .call(reqwest::Method::PATCH, "/api/tags", None, None)
         .await;
     assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, "method");
+}
 }

@@ -25,7 +25,7 @@ fn header(response: &reqwest::Response, name: &str) -> u64 {
     response.headers()[name].to_str().unwrap().parse().unwrap()
 }
 
-#[tokio::test]
+api_test! {
 async fn requests_past_the_per_ip_burst_get_429_with_retry_after() {
     let app = TestApp::start_with(|s| {
         s.rate_limit_ip = 1;
@@ -71,8 +71,9 @@ async fn requests_past_the_per_ip_burst_get_429_with_retry_after() {
             .contains("http_rate_limited_total{limit=\"ip\"}")
     );
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn sign_in_and_registration_have_a_strict_limit_by_default() {
     let defaults = quire_cli::Settings::defaults();
     let app = TestApp::start_with(|s| {
@@ -97,8 +98,9 @@ async fn sign_in_and_registration_have_a_strict_limit_by_default() {
     // Reading is not sign-in: other routes still answer.
     assert_eq!(app.get("/api/tags", None).await.0, StatusCode::OK);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn clients_behind_a_trusted_proxy_have_their_own_buckets() {
     let app = TestApp::start_with(|s| {
         s.rate_limit_ip = 1;
@@ -136,8 +138,9 @@ async fn clients_behind_a_trusted_proxy_have_their_own_buckets() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn a_signed_in_user_is_limited_whatever_its_address() {
     let app = TestApp::start_with(|s| {
         s.rate_limit_user = 1;
@@ -170,8 +173,9 @@ async fn a_signed_in_user_is_limited_whatever_its_address() {
     assert_eq!(app.get("/api/user", Some(&other)).await.0, StatusCode::OK);
     assert_eq!(app.get("/api/tags", None).await.0, StatusCode::OK);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn connections_past_an_address_ceiling_get_503_and_are_closed() {
     let app = TestApp::start_with(|s| s.max_connections_per_ip = 2).await;
     let address = app.base.trim_start_matches("http://").to_owned();
@@ -214,4 +218,5 @@ async fn connections_past_an_address_ceiling_get_503_and_are_closed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(answered, "a freed place is given to the next connection");
+}
 }

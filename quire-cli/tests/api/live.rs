@@ -62,7 +62,7 @@ async fn assert_quiet(ws: &mut Ws) {
     assert!(waited.is_err(), "unexpected message: {waited:?}");
 }
 
-#[tokio::test]
+api_test! {
 async fn each_subscription_kind_gets_exactly_its_events() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -140,8 +140,9 @@ async fn each_subscription_kind_gets_exactly_its_events() {
     assert_eq!(next_json(&mut by_tag).await["type"], "article.updated");
     assert_eq!(next_json(&mut by_tag).await["type"], "article.deleted");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn subscriptions_change_by_message() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -174,8 +175,9 @@ async fn subscriptions_change_by_message() {
         .unwrap();
     assert_eq!(next_json(&mut ws).await["type"], "error");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn auth_by_header_or_query_and_bad_tokens_are_refused_before_upgrade() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -206,8 +208,9 @@ async fn auth_by_header_or_query_and_bad_tokens_are_refused_before_upgrade() {
         assert!(body["errors"]["token"].is_array(), "{body}");
     }
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn server_pings_and_closes_dead_peers() {
     let app = TestApp::start_with(|s| s.live_ping_interval = Duration::from_millis(100)).await;
     // A live client answers pings (tungstenite does, while it reads) and stays connected.
@@ -263,6 +266,7 @@ async fn server_pings_and_closes_dead_peers() {
     assert!(text.contains("still-here"), "{text}");
     reader.abort();
 }
+}
 
 async fn raw_upgrade(app: &TestApp) -> TcpStream {
     let address = app.base.trim_start_matches("http://").to_owned();
@@ -278,7 +282,7 @@ async fn raw_upgrade(app: &TestApp) -> TcpStream {
     raw
 }
 
-#[tokio::test]
+api_test! {
 async fn a_client_that_does_not_read_is_closed_with_1008() {
     let app = TestApp::start_with(|s| {
         s.live_send_timeout = Duration::from_millis(300);
@@ -335,8 +339,9 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
     assert_eq!(close.expect("a close frame").code, CloseCode::Policy);
     assert!(received < 600, "a slow client got everything ({received})");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn connection_ceilings_answer_503() {
     let app = TestApp::start_with(|s| {
         s.live_max_connections = 3;
@@ -365,8 +370,9 @@ async fn connection_ceilings_answer_503() {
     }
     assert!(again.is_some(), "the freed place was not reusable");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn shutdown_closes_live_sockets_with_1001() {
     let app = TestApp::start().await;
     let mut ws = connect(&app, "", None).await;
@@ -387,6 +393,7 @@ async fn shutdown_closes_live_sockets_with_1001() {
         .await
         .unwrap()
         .unwrap();
+}
 }
 
 /// The kernel's states (`/proc/net/tcp`'s hex codes) of the IPv4 sockets whose local port is
@@ -419,7 +426,7 @@ fn close_wait_on(port: u16) -> usize {
     states.iter().filter(|s| *s == "08").count()
 }
 
-#[tokio::test]
+api_test! {
 async fn clients_that_vanish_leave_no_sockets_behind() {
     let app = TestApp::start().await;
     let port: u16 = app.base.rsplit(':').next().unwrap().parse().unwrap();
@@ -443,8 +450,9 @@ async fn clients_that_vanish_leave_no_sockets_behind() {
     }
     assert_eq!(lingering, 0, "sockets left in CLOSE_WAIT");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn sse_streams_and_resumes_from_last_event_id() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -485,4 +493,5 @@ async fn sse_streams_and_resumes_from_last_event_id() {
 
     let (status, body) = app.get("/api/live/sse?token=bad", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
 }

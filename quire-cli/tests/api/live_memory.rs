@@ -58,7 +58,8 @@ async fn subscribe(address: &str, n: usize) -> Vec<Socket> {
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+api_test! {
+[flavor = "multi_thread", worker_threads = 2]
 async fn an_idle_subscriber_costs_at_most_twice_the_goal() {
     // Both ends of every connection live on this machine: ours and quire's descriptors.
     let needed = (WARM_UP + MEASURED) as u64 + 200;
@@ -68,8 +69,8 @@ async fn an_idle_subscriber_costs_at_most_twice_the_goal() {
         "needs {needed} open files, the limit is {}: run `ulimit -n {needed}` first",
         open_file_limit()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let quire = spawn_quire(dir.path(), &["--live-max-per-ip", "100000"]).await;
+    let dir = crate::support::TestDir::new().await;
+    let quire = spawn_quire(&dir, &["--live-max-per-ip", "100000"]).await;
     let (child, address) = (quire.child, quire.address);
     let pid = child.id().unwrap();
 
@@ -89,4 +90,5 @@ async fn an_idle_subscriber_costs_at_most_twice_the_goal() {
          this check fails above {LIMIT_BYTES_PER_CONNECTION}"
     );
     drop((warm, measured));
+}
 }

@@ -5,10 +5,10 @@ use serde_json::{Value, json};
 
 use crate::support::spawn_quire_with_env;
 
-#[tokio::test]
+api_test! {
 async fn json_lines_carry_the_request_id_and_never_a_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let quire = spawn_quire_with_env(dir.path(), &[], &[("RUST_LOG", "info")]).await;
+    let dir = crate::support::TestDir::new().await;
+    let quire = spawn_quire_with_env(&dir, &[], &[("RUST_LOG", "info")]).await;
     let client = reqwest::Client::new();
     let password = "correct-horse-battery-9";
     let registered: Value = client
@@ -45,8 +45,8 @@ async fn json_lines_carry_the_request_id_and_never_a_secret() {
     assert_eq!(sse.status(), 200);
     drop(sse);
 
-    let secret = std::fs::read_to_string(dir.path().join("quire.db.jwt-secret")).unwrap();
-    let secret = secret.trim();
+    let secret = dir.token_secret().await;
+    let secret = secret.as_str();
     assert!(secret.len() >= 32);
     let mut deadline = 100;
     let lines = loop {
@@ -79,4 +79,5 @@ async fn json_lines_carry_the_request_id_and_never_a_secret() {
             .any(|l| l.contains("trace-me-42") && l.contains("\"status\":401")),
         "the caller's request id is the one logged: {lines:#?}"
     );
+}
 }

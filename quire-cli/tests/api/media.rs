@@ -58,7 +58,7 @@ fn walk(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test]
+api_test! {
 async fn upload_and_download_round_trip_with_hash() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -104,8 +104,9 @@ async fn upload_and_download_round_trip_with_hash() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["user"]["image"], format!("/media/{id}"));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn identical_uploads_are_stored_once() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -141,8 +142,9 @@ async fn identical_uploads_are_stored_once() {
     );
     assert_eq!(media_files(&app.dir()), (0, 0));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn oversized_uploads_get_413_and_leave_nothing() {
     let app = TestApp::start_with(|s| s.max_media_bytes = 1024 * 1024).await;
     let token = app.register("jake").await;
@@ -178,8 +180,9 @@ async fn oversized_uploads_get_413_and_leave_nothing() {
     let (status, _) = upload(&app, &token, "image/png", pattern(1024 * 1024)).await;
     assert_eq!(status, StatusCode::CREATED);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn a_client_that_disconnects_mid_upload_leaves_nothing() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -206,8 +209,9 @@ async fn a_client_that_disconnects_mid_upload_leaves_nothing() {
     assert_eq!(staged, 0, "the staged upload was removed");
     assert_eq!(media_files(&app.dir()).1, 0);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn multipart_form_uploads_take_the_file_part() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -230,8 +234,9 @@ async fn multipart_form_uploads_take_the_file_part() {
     assert_eq!(body["media"]["contentType"], "image/jpeg");
     assert_eq!(body["media"]["sha256"], sha256_hex(&data));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn upload_needs_auth_and_an_accepted_type() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -260,8 +265,9 @@ async fn upload_needs_auth_and_an_accepted_type() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(media_files(&app.dir()), (0, 0));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn ranges_conditionals_and_head() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -331,8 +337,9 @@ async fn ranges_conditionals_and_head() {
     assert_eq!(response.headers()["content-type"], "text/plain");
     assert!(response.bytes().await.unwrap().is_empty());
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn unknown_and_malicious_ids_are_404() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -360,8 +367,9 @@ async fn unknown_and_malicious_ids_are_404() {
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
     assert!(!response.contains("SQLite"));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn only_the_uploader_deletes() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -392,4 +400,5 @@ async fn only_the_uploader_deletes() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(media_files(&app.dir()), (0, 0));
+}
 }

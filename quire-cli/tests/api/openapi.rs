@@ -56,7 +56,7 @@ fn document_operations(document: &Value) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
+api_test! {
 async fn the_document_covers_the_spec_and_everything_served() {
     let app = TestApp::start().await;
     let (status, document) = app.get("/api/openapi.json", None).await;
@@ -114,8 +114,9 @@ async fn the_document_covers_the_spec_and_everything_served() {
         }
     }
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn request_and_response_shapes_follow_the_spec() {
     let app = TestApp::start().await;
     let (_, document) = app.get("/api/openapi.json", None).await;
@@ -196,4 +197,5 @@ async fn request_and_response_shapes_follow_the_spec() {
         document["components"]["securitySchemes"]["Token"].is_object(),
         "the Token scheme is declared"
     );
+}
 }

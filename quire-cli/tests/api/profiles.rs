@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::support::{TestApp, assert_error};
 
-#[tokio::test]
+api_test! {
 async fn profiles_show_following_per_viewer() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -62,8 +62,9 @@ async fn profiles_show_following_per_viewer() {
         false
     );
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn profile_errors() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -86,8 +87,9 @@ async fn profile_errors() {
     let (status, body) = app.get("/api/profiles/jake", Some("bad-token")).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "token");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn dashboard_shows_profile_numbers_and_latest_articles() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -160,6 +162,7 @@ async fn dashboard_shows_profile_numbers_and_latest_articles() {
     let (status, body) = app.get("/api/profiles/nobody/dashboard", None).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "profile");
 }
+}
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -168,7 +171,7 @@ fn metric(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-#[tokio::test]
+api_test! {
 async fn a_dashboard_abandoned_by_its_client_stops_its_remaining_work() {
     use tokio::io::AsyncWriteExt;
     // One reader thread, kept busy, so the dashboard's queries wait in the queue.
@@ -264,4 +267,5 @@ async fn a_dashboard_abandoned_by_its_client_stops_its_remaining_work() {
         app.get("/api/profiles/jake/dashboard", None).await.0,
         StatusCode::OK
     );
+}
 }

@@ -27,12 +27,12 @@ async fn sigterm_and_wait(mut quire: QuireProcess) {
     assert!(status.success(), "{status}");
 }
 
-#[tokio::test]
+api_test! {
 async fn restarts_on_an_inherited_socket_fail_no_request() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new().await;
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", socket.local_addr().unwrap());
-    let mut quire = spawn_quire_on(&socket, dir.path(), &["--drain-linger", "500ms"]).await;
+    let mut quire = spawn_quire_on(&socket, &dir, &["--drain-linger", "500ms"]).await;
 
     let client = reqwest::Client::new();
     let user = json!({"user": {"username": "writer", "email": "writer@example.com",
@@ -110,7 +110,7 @@ async fn restarts_on_an_inherited_socket_fail_no_request() {
 
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let next = spawn_quire_on(&socket, dir.path(), &["--drain-linger", "500ms"]).await;
+        let next = spawn_quire_on(&socket, &dir, &["--drain-linger", "500ms"]).await;
         sigterm_and_wait(std::mem::replace(&mut quire, next)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -151,4 +151,5 @@ async fn restarts_on_an_inherited_socket_fail_no_request() {
         assert!(stored.contains(id), "acknowledged comment {id} is missing");
     }
     sigterm_and_wait(quire).await;
+}
 }

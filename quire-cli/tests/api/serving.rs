@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::TestApp;
 
-#[tokio::test]
+api_test! {
 async fn health_probes_answer_json() {
     let app = TestApp::start().await;
     assert_eq!(
@@ -20,8 +20,9 @@ async fn health_probes_answer_json() {
         (StatusCode::OK, json!({"status": "ready"}))
     );
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn request_ids_are_echoed_or_made() {
     let app = TestApp::start().await;
     let response = app
@@ -41,8 +42,9 @@ async fn request_ids_are_echoed_or_made() {
     let made = response.headers()["x-request-id"].to_str().unwrap();
     assert_eq!(made.len(), 36, "a UUID: {made}");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn speaks_http2_with_prior_knowledge() {
     let app = TestApp::start().await;
     let client = reqwest::Client::builder()
@@ -53,8 +55,9 @@ async fn speaks_http2_with_prior_knowledge() {
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status(), StatusCode::OK);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn http2_can_be_turned_off() {
     let app = TestApp::start_with(|s| s.http2 = false).await;
     let client = reqwest::Client::builder()
@@ -65,8 +68,9 @@ async fn http2_can_be_turned_off() {
     assert!(h2.is_err(), "{h2:?}");
     assert_eq!(app.get("/api/tags", None).await.0, StatusCode::OK);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn shutdown_stops_accepting_and_returns() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -82,8 +86,9 @@ async fn shutdown_stops_accepting_and_returns() {
     assert!(refused.is_err(), "still accepting after shutdown");
     drop((dir, token));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn connection_ceiling_holds_extra_clients_until_a_slot_frees() {
     let app = TestApp::start_with(|s| s.max_connections = 1).await;
     // One client holds the only slot with a keep-alive connection.
@@ -116,8 +121,9 @@ async fn connection_ceiling_holds_extra_clients_until_a_slot_frees() {
     .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn metrics_are_labelled_by_route_not_path() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -150,24 +156,37 @@ async fn metrics_are_labelled_by_route_not_path() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         text = app.text("/metrics").await;
     }
+    let store_needles: &[&str] = match crate::support::Backend::current() {
+        crate::support::Backend::Sqlite => &[
+            "store_query_seconds",
+            "store_queue_wait_seconds",
+            "store_queue_depth",
+        ],
+        crate::support::Backend::Postgres => &[
+            "store_pool_acquire_seconds",
+            r#"store_pool_connections{state="in_use"}"#,
+            r#"store_pool_connections{state="idle"}"#,
+            "store_pool_waiting",
+        ],
+    };
     for needle in [
         r#"http_requests_total{method="GET",route="/api/articles/{slug}",status="200"}"#,
         r#"http_requests_total{method="GET",route="/api/articles/{slug}",status="404"}"#,
         "http_request_duration_seconds_bucket",
         "http_connections_open",
-        "store_query_seconds",
         "process_resident_memory_bytes",
         "process_open_fds",
         "live_connections_open",
         "http_requests_in_flight",
         "cache_hits_total",
         "cache_misses_total",
-        "store_queue_wait_seconds",
-        "store_queue_depth",
         "runtime_event_loop_lag_seconds",
         "runtime_alive_tasks",
         "runtime_global_queue_depth",
-    ] {
+    ]
+    .iter()
+    .chain(store_needles)
+    {
         assert!(text.contains(needle), "missing {needle} in:\n{text}");
     }
     assert!(
@@ -175,8 +194,9 @@ async fn metrics_are_labelled_by_route_not_path() {
         "raw paths leak into labels"
     );
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn large_json_is_compressed_small_answers_and_media_are_not() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -222,8 +242,9 @@ async fn large_json_is_compressed_small_answers_and_media_are_not() {
     );
     assert_eq!(download.bytes().await.unwrap().len(), 100_000);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn cors_answers_configured_origins_only() {
     let app = TestApp::start_with(|s| s.cors_origins = vec!["https://blog.example".into()]).await;
     let preflight = |origin: &'static str| {
@@ -265,8 +286,9 @@ async fn cors_answers_configured_origins_only() {
             .is_none()
     );
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn requests_past_the_timeout_get_503_and_streams_are_exempt() {
     // 5 ms: probes answer well within it; a registration with production-strength password
     // hashing (tens of milliseconds) cannot.
@@ -314,12 +336,17 @@ async fn requests_past_the_timeout_get_503_and_streams_are_exempt() {
     let ack: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(ack, json!({"type": "ack", "action": "subscribe"}));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn full_store_queues_shed_load_with_503_and_retry_after() {
+    // SQLite: one reader thread and a queue of one. PostgreSQL: one pooled connection and
+    // an acquire timeout of a millisecond (the wait that --pg-acquire-timeout bounds).
     let app = TestApp::start_with(|s| {
         s.sqlite_readers = 1;
         s.store_queue_depth = 1;
+        s.pg_pool_size = 1;
+        s.pg_acquire_timeout = Duration::from_millis(1);
     })
     .await;
     let token = app.register("jake").await;
@@ -368,4 +395,5 @@ async fn full_store_queues_shed_load_with_503_and_retry_after() {
     // Once the burst is over, everything is served again.
     let (status, _) = app.get("/api/articles?favorited=nobody", None).await;
     assert_eq!(status, StatusCode::OK);
+}
 }

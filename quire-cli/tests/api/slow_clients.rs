@@ -35,7 +35,7 @@ async fn read_until_closed(stream: &mut TcpStream) -> (Vec<u8>, Instant) {
     (received, Instant::now())
 }
 
-#[tokio::test]
+api_test! {
 async fn headers_sent_too_slowly_get_the_connection_closed() {
     let app = TestApp::start_with(|s| s.header_read_timeout = SHORT).await;
     let mut stream = connect(&app).await;
@@ -52,8 +52,9 @@ async fn headers_sent_too_slowly_get_the_connection_closed() {
         "no answer or 408, got {text:?}"
     );
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn idle_keep_alive_connections_are_closed() {
     let app = TestApp::start_with(|s| s.header_read_timeout = SHORT).await;
     let mut stream = connect(&app).await;
@@ -69,8 +70,9 @@ async fn idle_keep_alive_connections_are_closed() {
     assert!(rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"));
     assert!(closed - answered >= SHORT - Duration::from_millis(100));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn a_stalled_upload_fails_and_leaves_nothing_staged() {
     let app = TestApp::start_with(|s| s.body_read_timeout = SHORT).await;
     let token = app.register("jake").await;
@@ -91,8 +93,9 @@ async fn a_stalled_upload_fails_and_leaves_nothing_staged() {
     let staged = std::fs::read_dir(tmp).map(|d| d.count()).unwrap_or(0);
     assert_eq!(staged, 0, "the stalled upload's file is removed");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn a_download_nobody_reads_is_cut_after_the_stall_timeout() {
     let app = TestApp::start_with(|s| s.write_stall_timeout = SHORT).await;
     let token = app.register("jake").await;
@@ -130,4 +133,5 @@ async fn a_download_nobody_reads_is_cut_after_the_stall_timeout() {
     // The server is fine afterwards.
     let (status, _) = app.get("/health/live", None).await;
     assert_eq!(status, reqwest::StatusCode::OK);
+}
 }

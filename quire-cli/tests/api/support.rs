@@ -1,10 +1,12 @@
-//! The test harness: a real quire server on a port-0 listener over a fresh SQLite file, and a
-//! client that speaks to it over real HTTP. `TestApp::start()` gives a server; helpers make
-//! users and articles the way a client would.
+//! The test harness: a real quire server on a port-0 listener over a fresh database of the
+//! test's backend (a SQLite file, or a PostgreSQL database made for the test and dropped after
+//! it), and a client that speaks to it over real HTTP. `TestApp::start()` gives a server;
+//! helpers make users and articles the way a client would.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use quire_cli::Settings;
 use reqwest::{Method, StatusCode};
@@ -16,11 +18,222 @@ use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Settings for tests: a database in `dir`, cheap password hashing.
-pub fn test_settings(dir: &Path) -> Settings {
+/// The store a test runs on (see `api_test!` in `main.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+impl Backend {
+    /// Runs a test body with this backend chosen for every database it makes.
+    pub async fn run(self, test: impl Future<Output = ()>) {
+        BACKEND.scope(self, test).await
+    }
+
+    /// The backend of the running test; SQLite for tests that are not `api_test!`s.
+    pub fn current() -> Self {
+        BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+    }
+}
+
+/// Where PostgreSQL tests create their databases (trust authentication assumed).
+fn postgres_admin_url() -> String {
+    // The test harness's own knob, read here because tests have no clap layer.
+    #[allow(clippy::disallowed_methods)]
+    std::env::var("QUIRE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
+}
+
+/// Prefix of every test database: `quire_t_<unix seconds>_<random>`.
+const TEST_DB_PREFIX: &str = "quire_t_";
+
+/// Test databases older than this are left over from a crashed run and dropped.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn admin_client(admin: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(admin, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL does not answer at {admin}: {e}; the postgres tests need it \
+                 (`bash .ci/run` starts it; QUIRE_TEST_POSTGRES_URL names another server)"
+            )
+        });
+    tokio::spawn(connection);
+    client
+}
+
+/// A fresh PostgreSQL database for one test, dropped (with its connections) when this is.
+pub struct PgDatabase {
+    name: String,
+    admin: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    async fn create() -> Self {
+        let admin = postgres_admin_url();
+        let client = admin_client(&admin).await;
+        static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+        SWEPT.get_or_init(|| drop_stale(&client)).await;
+        let name = format!(
+            "{TEST_DB_PREFIX}{}_{:08x}",
+            unix_secs(),
+            rand::random::<u32>()
+        );
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e:?}"));
+        let (base, _) = admin
+            .rsplit_once('/')
+            .expect("QUIRE_TEST_POSTGRES_URL ends in /DATABASE");
+        let url = format!("{base}/{name}");
+        Self { name, admin, url }
+    }
+}
+
+/// Drops test databases a crashed run left behind (best effort).
+async fn drop_stale(client: &tokio_postgres::Client) {
+    let Ok(rows) = client
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1",
+            &[&format!("{TEST_DB_PREFIX}%")],
+        )
+        .await
+    else {
+        return;
+    };
+    let cutoff = unix_secs().saturating_sub(STALE_AFTER.as_secs());
+    for row in rows {
+        let name: String = row.get(0);
+        let born = name[TEST_DB_PREFIX.len()..]
+            .split('_')
+            .next()
+            .and_then(|s| s.parse::<u64>().ok());
+        if born.is_some_and(|born| born < cutoff) {
+            let _ = client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Drop cannot await, and may run on a runtime that is shutting down: drop the
+        // database from a thread with a runtime of its own, and wait for it.
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let dropping = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&admin, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        });
+        let _ = dropping.join();
+    }
+}
+
+/// A test's data: a temporary directory (the SQLite file, media, TLS files) and, for
+/// PostgreSQL tests, the test's database. Kept across a server's restarts.
+pub struct TestDir {
+    dir: TempDir,
+    postgres: Option<PgDatabase>,
+}
+
+impl TestDir {
+    /// A fresh directory, and a fresh database of the current test's backend.
+    pub async fn new() -> Self {
+        Self::new_for(Backend::current()).await
+    }
+
+    /// A fresh directory, and a fresh database of `backend`.
+    pub async fn new_for(backend: Backend) -> Self {
+        let postgres = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::create().await),
+        };
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            postgres,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `--database` URL.
+    pub fn database_url(&self) -> String {
+        match &self.postgres {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", self.path().join("quire.db").display()),
+        }
+    }
+
+    /// `--database` and, for PostgreSQL (whose default media directory is not beside a
+    /// file), `--media-dir`, so media lands in this directory on both backends.
+    pub fn database_args(&self) -> Vec<String> {
+        vec![
+            "--database".into(),
+            self.database_url(),
+            "--media-dir".into(),
+            self.path().join("media").display().to_string(),
+        ]
+    }
+
+    /// A connection to this test's PostgreSQL database (panics on a SQLite test).
+    pub async fn postgres(&self) -> tokio_postgres::Client {
+        let db = self.postgres.as_ref().expect("a PostgreSQL test");
+        admin_client(&db.url).await
+    }
+
+    /// The generated token secret: the file beside the SQLite database, or the row in
+    /// PostgreSQL's `secrets` table. Panics when none was kept.
+    pub async fn token_secret(&self) -> String {
+        match &self.postgres {
+            None => std::fs::read_to_string(self.path().join("quire.db.jwt-secret"))
+                .expect("the generated secret is kept beside the database")
+                .trim()
+                .to_owned(),
+            Some(db) => admin_client(&db.url)
+                .await
+                .query_one("SELECT value FROM secrets WHERE name = 'token'", &[])
+                .await
+                .expect("the generated secret is kept in the database")
+                .get(0),
+        }
+    }
+}
+
+/// Settings for tests: the database of `dir`, cheap password hashing.
+pub fn test_settings(dir: &TestDir) -> Settings {
     let mut settings = Settings::defaults();
     settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.database = format!("sqlite://{}", dir.join("quire.db").display());
+    settings.database = dir.database_url();
+    settings.media_dir = Some(dir.path().join("media"));
     settings.argon2_memory_kib = 1024;
     settings.argon2_iterations = 1;
     settings.password_hash_concurrency = 4;
@@ -35,30 +248,30 @@ pub fn test_settings(dir: &Path) -> Settings {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    dir: Option<TempDir>,
+    dir: Option<TestDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestApp {
     pub async fn start() -> Self {
-        Self::start_in(tempfile::tempdir().unwrap()).await
+        Self::start_in(TestDir::new().await).await
     }
 
     pub async fn start_with(edit: impl FnOnce(&mut Settings)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut settings = test_settings(dir.path());
+        let dir = TestDir::new().await;
+        let mut settings = test_settings(&dir);
         edit(&mut settings);
         Self::start_with_settings(dir, settings).await
     }
 
-    /// Starts a server on the database in `dir` (kept when the server stops).
-    pub async fn start_in(dir: TempDir) -> Self {
-        let settings = test_settings(dir.path());
+    /// Starts a server on the database of `dir` (kept when the server stops).
+    pub async fn start_in(dir: TestDir) -> Self {
+        let settings = test_settings(&dir);
         Self::start_with_settings(dir, settings).await
     }
 
-    async fn start_with_settings(dir: TempDir, settings: Settings) -> Self {
+    async fn start_with_settings(dir: TestDir, settings: Settings) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -101,8 +314,13 @@ impl TestApp {
         self.dir.as_ref().unwrap().path().to_owned()
     }
 
+    /// The test's directory and database.
+    pub fn test_dir(&self) -> &TestDir {
+        self.dir.as_ref().unwrap()
+    }
+
     /// Shuts the server down gracefully and hands back its data directory.
-    pub async fn stop(mut self) -> TempDir {
+    pub async fn stop(mut self) -> TestDir {
         let _ = self.shutdown.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap().unwrap();
         self.dir.take().unwrap()
@@ -235,15 +453,15 @@ pub struct QuireProcess {
     pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-/// Runs the real `quire` binary on a database in `dir` (cheap password hashing, JSON logs),
+/// Runs the real `quire` binary on the database of `dir` (cheap password hashing, JSON logs),
 /// with `extra` flags, and waits until it logs its address.
-pub async fn spawn_quire(dir: &Path, extra: &[&str]) -> QuireProcess {
+pub async fn spawn_quire(dir: &TestDir, extra: &[&str]) -> QuireProcess {
     spawn_quire_with_env(dir, extra, &[]).await
 }
 
 /// [`spawn_quire`] with extra environment variables.
 pub async fn spawn_quire_with_env(
-    dir: &Path,
+    dir: &TestDir,
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> QuireProcess {
@@ -254,7 +472,7 @@ pub async fn spawn_quire_with_env(
 /// (descriptor 3, `LISTEN_FDS=1`).
 pub async fn spawn_quire_on(
     socket: &std::net::TcpListener,
-    dir: &Path,
+    dir: &TestDir,
     extra: &[&str],
 ) -> QuireProcess {
     use command_fds::{CommandFdExt, FdMapping};
@@ -270,7 +488,7 @@ pub async fn spawn_quire_on(
 
 async fn start_quire(
     mut command: Command,
-    dir: &Path,
+    dir: &TestDir,
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> QuireProcess {
@@ -288,8 +506,7 @@ async fn start_quire(
             "0",
         ])
         .args(extra)
-        .arg("--database")
-        .arg(format!("sqlite://{}", dir.join("quire.db").display()))
+        .args(dir.database_args())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

@@ -61,15 +61,15 @@ fn write_pair(dir: &Path, cert: &str, key: &str) {
     std::fs::write(dir.join("key.pem"), key).unwrap();
 }
 
-#[tokio::test]
+api_test! {
 async fn serves_https_with_alpn_hsts_and_reloads_the_certificate_on_sighup() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new().await;
     let (cert1, key1, der1) = self_signed();
     write_pair(dir.path(), &cert1, &key1);
     let cert_path = dir.path().join("cert.pem");
     let key_path = dir.path().join("key.pem");
     let quire = spawn_quire(
-        dir.path(),
+        &dir,
         &[
             "--tls-cert",
             cert_path.to_str().unwrap(),
@@ -121,15 +121,15 @@ async fn serves_https_with_alpn_hsts_and_reloads_the_certificate_on_sighup() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(presented(&quire, &cert2).await, Some(der2));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn a_bad_certificate_stops_the_start_with_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::TestDir::new().await;
     std::fs::write(dir.path().join("cert.pem"), "garbage").unwrap();
     std::fs::write(dir.path().join("key.pem"), "garbage").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_quire"))
-        .arg("--database")
-        .arg(format!("sqlite://{}", dir.path().join("q.db").display()))
+        .args(dir.database_args())
         .args(["--listen", "127.0.0.1:0"])
         .arg("--tls-cert")
         .arg(dir.path().join("cert.pem"))
@@ -141,4 +141,5 @@ async fn a_bad_certificate_stops_the_start_with_a_clear_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("TLS certificate"), "{stderr}");
+}
 }

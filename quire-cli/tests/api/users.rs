@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::support::{TestApp, assert_error};
 
-#[tokio::test]
+api_test! {
 async fn register_answers_201_with_the_user() {
     let app = TestApp::start().await;
     let (status, body) = app
@@ -24,8 +24,9 @@ async fn register_answers_201_with_the_user() {
     assert_eq!(user["token"].as_str().unwrap().split('.').count(), 3);
     assert!(user.get("password").is_none());
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn register_rejects_each_bad_field_with_422() {
     let app = TestApp::start().await;
     let (status, body) = app.post("/api/users", None, json!({"user": {}})).await;
@@ -55,8 +56,9 @@ async fn register_rejects_each_bad_field_with_422() {
         assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, field);
     }
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn register_rejects_taken_username_and_email_ignoring_case() {
     let app = TestApp::start().await;
     app.register("jake").await;
@@ -71,8 +73,9 @@ async fn register_rejects_taken_username_and_email_ignoring_case() {
     assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "email");
     assert_eq!(body["errors"]["email"][0], "has already been taken");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn login_succeeds_with_the_right_password_only() {
     let app = TestApp::start().await;
     app.register("jake").await;
@@ -108,8 +111,9 @@ async fn login_succeeds_with_the_right_password_only() {
     assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "email");
     assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "password");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn current_user_needs_a_valid_token() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -150,8 +154,9 @@ async fn current_user_needs_a_valid_token() {
         .unwrap();
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn update_user_changes_only_given_fields() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -184,8 +189,9 @@ async fn update_user_changes_only_given_fields() {
     let (_, profile) = app.get("/api/profiles/jake", None).await;
     assert_eq!(profile["profile"]["image"], "https://i.test/jake.png");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn update_user_rejects_taken_and_invalid_values() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -226,8 +232,9 @@ async fn update_user_rejects_taken_and_invalid_values() {
     let (_, body) = app.get("/api/user", Some(&token)).await;
     assert_eq!(body["user"]["email"], "jake@example.com");
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn changed_password_and_username_take_effect() {
     let app = TestApp::start().await;
     let token = app.register("jake").await;
@@ -254,4 +261,5 @@ async fn changed_password_and_username_take_effect() {
         app.get("/api/profiles/jake", None).await.0,
         StatusCode::NOT_FOUND
     );
+}
 }

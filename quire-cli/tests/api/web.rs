@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::support::TestApp;
 
-#[tokio::test]
+api_test! {
 async fn home_and_article_pages_render_escaped_html() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -62,8 +62,9 @@ async fn home_and_article_pages_render_escaped_html() {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert!(missing.text().await.unwrap().contains("Not found"));
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn home_pages_through_older_articles() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;
@@ -81,8 +82,9 @@ async fn home_pages_through_older_articles() {
     let junk = app.client.get(app.url("/?page=abc")).send().await.unwrap();
     assert_eq!(junk.status(), StatusCode::OK);
 }
+}
 
-#[tokio::test]
+api_test! {
 async fn a_malformed_page_query_gets_the_api_error_shape() {
     let app = TestApp::start().await;
     let response = app
@@ -94,4 +96,5 @@ async fn a_malformed_page_query_gets_the_api_error_shape() {
     assert!(response.status().is_client_error(), "{}", response.status());
     let body: serde_json::Value = response.json().await.expect("a JSON error body");
     assert!(body["errors"].is_object(), "{body}");
+}
 }

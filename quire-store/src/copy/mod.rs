@@ -14,6 +14,7 @@
 //! Must not: run against a database that a quire process is writing to (the copy would be a
 //! snapshot of a moving target); know HTTP.
 
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -229,8 +230,9 @@ trait Source: Send {
         after: Option<Row>,
         limit: usize,
     ) -> StoreResult<Vec<Row>>;
-    /// The signing secret kept outside the tables (SQLite's `<db>.jwt-secret` file), if any.
-    async fn outside_secret(&mut self) -> StoreResult<Option<String>>;
+    /// The token signing secret the source keeps (SQLite: the `<db>.jwt-secret` file beside
+    /// it; PostgreSQL: its `secrets` table), if any: copied so sessions survive the move.
+    async fn token_secret(&mut self) -> StoreResult<Option<String>>;
 }
 
 /// Where rows go: everything between `begin` and `commit` is one transaction.
@@ -242,9 +244,9 @@ trait Target: Send {
     async fn insert(&mut self, table: &'static Table, rows: Vec<Row>) -> StoreResult<()>;
     /// The checksum of what the table now holds, read back inside the transaction.
     async fn checksum(&mut self, table: &'static Table) -> StoreResult<Checksum>;
-    /// Moves identity sequences past the copied ids and stores a secret kept outside the
-    /// source's tables, where the target keeps it.
-    async fn finish(&mut self, outside_secret: Option<String>) -> StoreResult<()>;
+    /// Moves identity sequences past the copied ids and keeps the source's token secret where
+    /// the target keeps its own (an existing one stays, unless the target is being replaced).
+    async fn finish(&mut self, token_secret: Option<String>) -> StoreResult<()>;
     async fn commit(&mut self) -> StoreResult<()>;
     async fn rollback(&mut self) -> StoreResult<()>;
 }
@@ -347,7 +349,7 @@ async fn copy_tables(
             checksum: sent,
         });
     }
-    target.finish(source.outside_secret().await?).await?;
+    target.finish(source.token_secret().await?).await?;
     Ok(copied)
 }
 
@@ -362,18 +364,14 @@ async fn open_source(url: &DatabaseUrl) -> StoreResult<Box<dyn Source>> {
             }
             Ok(Box::new(sqlite::SqliteSide::open(path).await?))
         }
-        DatabaseUrl::Postgres(_) => Err(StoreError::Config(
-            "copying from PostgreSQL needs the PostgreSQL backend".into(),
-        )),
+        DatabaseUrl::Postgres(url) => Ok(Box::new(postgres::PostgresSide::open(url).await?)),
     }
 }
 
 async fn open_target(url: &DatabaseUrl) -> StoreResult<Box<dyn Target>> {
     match url {
         DatabaseUrl::Sqlite(path) => Ok(Box::new(sqlite::SqliteSide::open(path).await?)),
-        DatabaseUrl::Postgres(_) => Err(StoreError::Config(
-            "copying to PostgreSQL needs the PostgreSQL backend".into(),
-        )),
+        DatabaseUrl::Postgres(url) => Ok(Box::new(postgres::PostgresSide::open(url).await?)),
     }
 }
 

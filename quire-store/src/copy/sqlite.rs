@@ -158,7 +158,7 @@ impl Source for SqliteSide {
         .await
     }
 
-    async fn outside_secret(&mut self) -> StoreResult<Option<String>> {
+    async fn token_secret(&mut self) -> StoreResult<Option<String>> {
         match std::fs::read_to_string(self.secret_file()) {
             Ok(secret) => Ok(Some(secret.trim().to_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -237,9 +237,9 @@ impl Target for SqliteSide {
         .await
     }
 
-    async fn finish(&mut self, outside_secret: Option<String>) -> StoreResult<()> {
-        // SQLite keeps its own AUTOINCREMENT-free ids past the largest row: nothing to move.
-        self.pending_secret = outside_secret;
+    async fn finish(&mut self, token_secret: Option<String>) -> StoreResult<()> {
+        // SQLite gives new rows ids past the largest one (no AUTOINCREMENT): nothing to move.
+        self.pending_secret = token_secret;
         Ok(())
     }
 

@@ -2,7 +2,8 @@
 //!
 //! The applied version is SQLite's `user_version`. Each migration runs in its own transaction
 //! together with the version bump, so a crash mid-migration leaves the previous version intact.
-//! Files are numbered `NNNN_name.sql`; the PostgreSQL backend will carry the same numbers.
+//! Files are numbered `NNNN_name.sql`; the PostgreSQL backend carries the same numbers (a test
+//! in `postgres/migrate.rs` checks it).
 
 use rusqlite::Connection;
 
@@ -13,6 +14,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
     (2, include_str!("../../migrations/sqlite/0002_media.sql")),
     (3, include_str!("../../migrations/sqlite/0003_counts.sql")),
+    (4, include_str!("../../migrations/sqlite/0004_secrets.sql")),
 ];
 
 /// Brings the database to the newest schema. Refuses a database newer than this binary.
@@ -58,7 +60,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 9);
+        assert_eq!(tables, 10);
     }
 
     #[test]

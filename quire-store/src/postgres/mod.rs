@@ -1,0 +1,292 @@
+//! The PostgreSQL backend, for running many quire instances on one shared database.
+//! [`pool`] holds connections and their settings, [`queries`] all SQL, [`migrate`] the
+//! schema. Every method has the SQLite store's behaviour; where SQLite relies on its single
+//! writer, this backend relies on transactions and row locks (see `queries.rs`).
+//!
+//! Writes commit before they return (with `synchronous_commit=on`), so an `Ok` is durable.
+//! A caller that goes away mid-write drops its transaction, which rolls back: never half a
+//! write. This module must not know HTTP or authorization rules.
+
+mod migrate;
+mod pool;
+mod queries;
+
+use async_trait::async_trait;
+use quire_domain::{ArticleId, CommentBody, CommentId, Email, Page, Slug, Tag, UserId, Username};
+
+pub use migrate::MIGRATIONS;
+use pool::PgPool;
+pub(crate) use pool::connection_config;
+pub use pool::{PgOptions, redact};
+
+use crate::{
+    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
+    NewArticle, NewUser, Profile, Store, StoreError, StoreResult, UserChanges, UserRecord,
+};
+
+/// A [`Store`] in a PostgreSQL database.
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (failing at once, with a clear message, when it is
+    /// unreachable or missing), checks durability settings and migrates it.
+    pub async fn open(url: &str, options: PgOptions) -> StoreResult<Self> {
+        let config = connection_config(url, &options)?;
+        let pool = PgPool::new(config, &options)?;
+        let mut client = pool.get_for_start().await.map_err(|e| match e {
+            StoreError::Unavailable(why) | StoreError::Database(why) => {
+                StoreError::Config(format!("cannot connect: {why}"))
+            }
+            StoreError::Overloaded => StoreError::Config("cannot connect: timed out".into()),
+            other => other,
+        })?;
+        let synchronous: String = client
+            .query_one("SHOW synchronous_commit", &[])
+            .await?
+            .get(0);
+        if synchronous != "on" {
+            return Err(StoreError::Config(format!(
+                "synchronous_commit is {synchronous:?} on the connection, expected \"on\""
+            )));
+        }
+        let version = migrate::migrate(&mut client).await?;
+        tracing::debug!(url = %redact(url), version, "postgres store open");
+        drop(client);
+        Ok(Self { pool })
+    }
+}
+
+/// The secret `name` every instance on the (already migrated) database at `url` shares:
+/// `candidate` if none was stored yet, else the stored one. Two instances starting at once
+/// agree, because the first insert wins and both read the winner back. One short-lived
+/// connection, independent of any store's pool.
+pub async fn shared_secret(
+    url: &str,
+    options: &PgOptions,
+    name: &str,
+    candidate: &str,
+) -> StoreResult<String> {
+    let config = connection_config(url, options)?;
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| StoreError::Config(format!("cannot connect: {}", pool::describe(&e))))?;
+    let driver = tokio::spawn(connection);
+    let secret = queries::shared_secret_on(&client, name, candidate).await;
+    drop(client);
+    let _ = driver.await;
+    secret
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        let client = self.pool.get().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<UserRecord> {
+        let client = self.pool.get().await?;
+        queries::create_user(&client, &user).await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let client = self.pool.get().await?;
+        queries::user_by_id(&client, id).await
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
+        let client = self.pool.get().await?;
+        queries::user_by_email(&client, email.as_str()).await
+    }
+
+    async fn update_user(
+        &self,
+        id: UserId,
+        changes: UserChanges,
+    ) -> StoreResult<Option<UserRecord>> {
+        let client = self.pool.get().await?;
+        queries::update_user(&client, id, &changes).await
+    }
+
+    async fn profile(
+        &self,
+        username: &Username,
+        viewer: Option<UserId>,
+    ) -> StoreResult<Option<Profile>> {
+        let client = self.pool.get().await?;
+        queries::profile(&client, username.as_str(), viewer).await
+    }
+
+    async fn follow(&self, follower: UserId, username: &Username) -> StoreResult<Option<Profile>> {
+        let client = self.pool.get().await?;
+        queries::set_following(&client, follower, username.as_str(), true).await
+    }
+
+    async fn unfollow(
+        &self,
+        follower: UserId,
+        username: &Username,
+    ) -> StoreResult<Option<Profile>> {
+        let client = self.pool.get().await?;
+        queries::set_following(&client, follower, username.as_str(), false).await
+    }
+
+    async fn count(&self, what: Count) -> StoreResult<u64> {
+        let client = self.pool.get().await?;
+        queries::count(&client, what).await
+    }
+
+    async fn favorited_ids(&self, user: UserId) -> StoreResult<Vec<ArticleId>> {
+        let client = self.pool.get().await?;
+        queries::favorited_ids(&client, user).await
+    }
+
+    async fn following_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>> {
+        let client = self.pool.get().await?;
+        queries::following_ids(&client, follower).await
+    }
+
+    async fn article_ids(
+        &self,
+        filter: ArticleFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<ArticleId>, u64)> {
+        let client = self.pool.get().await?;
+        queries::article_ids(&client, &filter, page).await
+    }
+
+    async fn articles_by_ids(&self, ids: Vec<ArticleId>) -> StoreResult<Vec<ArticleRecord>> {
+        let client = self.pool.get().await?;
+        queries::articles_by_ids(&client, &ids).await
+    }
+
+    async fn article_id(&self, slug: &Slug) -> StoreResult<Option<ArticleId>> {
+        let client = self.pool.get().await?;
+        queries::slug_to_id(&client, slug.as_str()).await
+    }
+
+    async fn feed_ids(&self, viewer: UserId, limit: u32) -> StoreResult<(Vec<ArticleId>, u64)> {
+        let client = self.pool.get().await?;
+        queries::feed_ids(&client, viewer, limit).await
+    }
+
+    async fn feed(&self, viewer: UserId, page: Page) -> StoreResult<ArticleList> {
+        let client = self.pool.get().await?;
+        queries::feed(&client, viewer, page).await
+    }
+
+    async fn article(
+        &self,
+        slug: &Slug,
+        viewer: Option<UserId>,
+    ) -> StoreResult<Option<ArticleRecord>> {
+        let client = self.pool.get().await?;
+        queries::article(&client, slug.as_str(), viewer).await
+    }
+
+    async fn create_article(&self, article: NewArticle) -> StoreResult<ArticleRecord> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let created = queries::create_article(&tx, &article).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn update_article(
+        &self,
+        id: ArticleId,
+        changes: ArticleChanges,
+        viewer: UserId,
+    ) -> StoreResult<Option<ArticleRecord>> {
+        let mut client = self.pool.get().await?;
+        let mut tx = client.transaction().await?;
+        let updated = queries::update_article(&mut tx, id, &changes, viewer).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn delete_article(&self, id: ArticleId) -> StoreResult<bool> {
+        let client = self.pool.get().await?;
+        queries::delete_article(&client, id).await
+    }
+
+    async fn favorite(&self, user: UserId, slug: &Slug) -> StoreResult<Option<ArticleRecord>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let article = queries::set_favorite(&tx, user, slug.as_str(), true).await?;
+        tx.commit().await?;
+        Ok(article)
+    }
+
+    async fn unfavorite(&self, user: UserId, slug: &Slug) -> StoreResult<Option<ArticleRecord>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let article = queries::set_favorite(&tx, user, slug.as_str(), false).await?;
+        tx.commit().await?;
+        Ok(article)
+    }
+
+    async fn comments(
+        &self,
+        slug: &Slug,
+        viewer: Option<UserId>,
+    ) -> StoreResult<Option<Vec<CommentRecord>>> {
+        let client = self.pool.get().await?;
+        queries::comments(&client, slug.as_str(), viewer).await
+    }
+
+    async fn comment(
+        &self,
+        slug: &Slug,
+        id: CommentId,
+        viewer: Option<UserId>,
+    ) -> StoreResult<Option<CommentRecord>> {
+        let client = self.pool.get().await?;
+        queries::comment(&client, slug.as_str(), id, viewer).await
+    }
+
+    async fn add_comment(
+        &self,
+        author: UserId,
+        slug: &Slug,
+        body: CommentBody,
+    ) -> StoreResult<Option<CommentRecord>> {
+        let client = self.pool.get().await?;
+        queries::add_comment(&client, author, slug.as_str(), body.as_str()).await
+    }
+
+    async fn delete_comment(&self, id: CommentId) -> StoreResult<bool> {
+        let client = self.pool.get().await?;
+        queries::delete_comment(&client, id).await
+    }
+
+    async fn tags(&self) -> StoreResult<Vec<Tag>> {
+        let client = self.pool.get().await?;
+        queries::tags(&client).await
+    }
+
+    async fn create_media(&self, media: MediaRecord) -> StoreResult<MediaRecord> {
+        let client = self.pool.get().await?;
+        queries::create_media(&client, &media).await?;
+        Ok(media)
+    }
+
+    async fn media(&self, id: &str) -> StoreResult<Option<MediaRecord>> {
+        let client = self.pool.get().await?;
+        queries::media(&client, id).await
+    }
+
+    async fn delete_media(&self, id: &str) -> StoreResult<bool> {
+        let client = self.pool.get().await?;
+        queries::delete_media(&client, id).await
+    }
+
+    async fn blob_in_use(&self, sha256: &str) -> StoreResult<bool> {
+        let client = self.pool.get().await?;
+        queries::blob_in_use(&client, sha256).await
+    }
+}
