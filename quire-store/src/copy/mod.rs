@@ -238,15 +238,19 @@ trait Source: Send {
 /// Where rows go: everything between `begin` and `commit` is one transaction.
 #[async_trait]
 trait Target: Send {
-    /// Starts the transaction; refuses a target holding rows unless `replace`, which deletes
-    /// them (children first) inside it.
-    async fn begin(&mut self, replace: bool) -> StoreResult<()>;
+    /// Starts the transaction everything else runs in.
+    async fn begin(&mut self) -> StoreResult<()>;
+    /// Whether `table` holds any row.
+    async fn holds_rows(&mut self, table: &'static Table) -> StoreResult<bool>;
+    /// Deletes every row of `table`.
+    async fn empty(&mut self, table: &'static Table) -> StoreResult<()>;
     async fn insert(&mut self, table: &'static Table, rows: Vec<Row>) -> StoreResult<()>;
     /// The checksum of what the table now holds, read back inside the transaction.
     async fn checksum(&mut self, table: &'static Table) -> StoreResult<Checksum>;
     /// Moves identity sequences past the copied ids and keeps the source's token secret where
-    /// the target keeps its own (an existing one stays, unless the target is being replaced).
-    async fn finish(&mut self, token_secret: Option<String>) -> StoreResult<()>;
+    /// the target keeps its own: an existing one stays, unless `replace` (the target is being
+    /// replaced, its sessions with it).
+    async fn finish(&mut self, token_secret: Option<String>, replace: bool) -> StoreResult<()>;
     async fn commit(&mut self) -> StoreResult<()>;
     async fn rollback(&mut self) -> StoreResult<()>;
 }
@@ -298,8 +302,12 @@ pub async fn copy(
     }
     let mut source = open_source(from).await?;
     let mut target = open_target(to).await?;
-    target.begin(options.replace).await?;
-    match copy_tables(source.as_mut(), target.as_mut(), options, progress).await {
+    target.begin().await?;
+    let copied = async {
+        clear(target.as_mut(), options.replace).await?;
+        copy_tables(source.as_mut(), target.as_mut(), options, progress).await
+    };
+    match copied.await {
         Ok(copied) => {
             target.commit().await?;
             Ok(copied)
@@ -311,6 +319,24 @@ pub async fn copy(
             Err(error)
         }
     }
+}
+
+/// Refuses a target holding rows unless `replace`, which deletes them, children first.
+async fn clear(target: &mut dyn Target, replace: bool) -> StoreResult<()> {
+    for table in TABLES.iter().rev() {
+        if !target.holds_rows(table).await? {
+            continue;
+        }
+        if !replace {
+            return Err(StoreError::Config(format!(
+                "the target database is not empty (table {} has rows); \
+                 use --replace to empty it first",
+                table.name
+            )));
+        }
+        target.empty(table).await?;
+    }
+    Ok(())
 }
 
 async fn copy_tables(
@@ -349,7 +375,9 @@ async fn copy_tables(
             checksum: sent,
         });
     }
-    target.finish(source.token_secret().await?).await?;
+    target
+        .finish(source.token_secret().await?, options.replace)
+        .await?;
     Ok(copied)
 }
 

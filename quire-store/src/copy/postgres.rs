@@ -20,7 +20,6 @@ type Param = Box<dyn ToSql + Sync + Send>;
 pub(super) struct PostgresSide {
     client: tokio_postgres::Client,
     driver: tokio::task::JoinHandle<()>,
-    replace: bool,
 }
 
 impl Drop for PostgresSide {
@@ -47,11 +46,7 @@ impl PostgresSide {
         let driver = tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Self {
-            client,
-            driver,
-            replace: false,
-        })
+        Ok(Self { client, driver })
     }
 
     async fn rows_of(
@@ -149,34 +144,18 @@ impl Source for PostgresSide {
 
 #[async_trait]
 impl Target for PostgresSide {
-    async fn begin(&mut self, replace: bool) -> StoreResult<()> {
-        self.replace = replace;
-        self.client.batch_execute("BEGIN").await?;
-        for table in TABLES.iter().rev() {
-            let holds: bool = self
-                .client
-                .query_one(
-                    &format!("SELECT EXISTS (SELECT 1 FROM {})", table.name),
-                    &[],
-                )
-                .await?
-                .get(0);
-            if !holds {
-                continue;
-            }
-            if !replace {
-                self.client.batch_execute("ROLLBACK").await?;
-                return Err(StoreError::Config(format!(
-                    "the target database is not empty (table {} has rows); \
-                     use --replace to empty it first",
-                    table.name
-                )));
-            }
-            self.client
-                .batch_execute(&format!("DELETE FROM {}", table.name))
-                .await?;
-        }
-        Ok(())
+    async fn begin(&mut self) -> StoreResult<()> {
+        Ok(self.client.batch_execute("BEGIN").await?)
+    }
+
+    async fn holds_rows(&mut self, table: &'static Table) -> StoreResult<bool> {
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", table.name);
+        Ok(self.client.query_one(&sql, &[]).await?.get(0))
+    }
+
+    async fn empty(&mut self, table: &'static Table) -> StoreResult<()> {
+        let sql = format!("DELETE FROM {}", table.name);
+        Ok(self.client.batch_execute(&sql).await?)
     }
 
     async fn insert(&mut self, table: &'static Table, rows: Vec<Row>) -> StoreResult<()> {
@@ -221,7 +200,7 @@ impl Target for PostgresSide {
         Ok(sum)
     }
 
-    async fn finish(&mut self, token_secret: Option<String>) -> StoreResult<()> {
+    async fn finish(&mut self, token_secret: Option<String>, replace: bool) -> StoreResult<()> {
         for table in TABLES {
             if let Some(id) = table.identity {
                 self.client
@@ -238,7 +217,7 @@ impl Target for PostgresSide {
         }
         if let Some(secret) = token_secret {
             // A target's own secret is its users' sessions: kept, unless it is being replaced.
-            let on_conflict = if self.replace {
+            let on_conflict = if replace {
                 "DO UPDATE SET value = EXCLUDED.value"
             } else {
                 "DO NOTHING"

@@ -9,17 +9,16 @@ use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 
-use super::{Checksum, Kind, Row, Source, TABLES, Table, Target, Value};
+use super::{Checksum, Kind, Row, Source, Table, Target, Value};
 use crate::sqlite::migrate::migrate;
 use crate::{StoreError, StoreResult};
 
 pub(super) struct SqliteSide {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
-    /// A secret to write beside the target database once the copy has committed.
-    pending_secret: Option<String>,
-    /// The target is being replaced: its own secret goes too.
-    replace: bool,
+    /// A secret to write beside the target database once the copy has committed, and
+    /// whether it replaces one already there.
+    pending_secret: Option<(String, bool)>,
 }
 
 impl SqliteSide {
@@ -46,7 +45,6 @@ impl SqliteSide {
             path,
             conn: Arc::new(Mutex::new(conn)),
             pending_secret: None,
-            replace: false,
         })
     }
 
@@ -172,29 +170,22 @@ impl Source for SqliteSide {
 
 #[async_trait]
 impl Target for SqliteSide {
-    async fn begin(&mut self, replace: bool) -> StoreResult<()> {
-        self.replace = replace;
+    async fn begin(&mut self) -> StoreResult<()> {
+        self.with(|conn| Ok(conn.execute_batch("BEGIN IMMEDIATE")?))
+            .await
+    }
+
+    async fn holds_rows(&mut self, table: &'static Table) -> StoreResult<bool> {
         self.with(move |conn| {
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            for table in TABLES.iter().rev() {
-                let holds: bool = conn.query_row(
-                    &format!("SELECT EXISTS (SELECT 1 FROM {})", table.name),
-                    [],
-                    |r| r.get(0),
-                )?;
-                if !holds {
-                    continue;
-                }
-                if !replace {
-                    conn.execute_batch("ROLLBACK")?;
-                    return Err(StoreError::Config(format!(
-                        "the target database is not empty (table {} has rows); \
-                         use --replace to empty it first",
-                        table.name
-                    )));
-                }
-                conn.execute(&format!("DELETE FROM {}", table.name), [])?;
-            }
+            let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", table.name);
+            Ok(conn.query_row(&sql, [], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    async fn empty(&mut self, table: &'static Table) -> StoreResult<()> {
+        self.with(move |conn| {
+            conn.execute(&format!("DELETE FROM {}", table.name), [])?;
             Ok(())
         })
         .await
@@ -237,16 +228,16 @@ impl Target for SqliteSide {
         .await
     }
 
-    async fn finish(&mut self, token_secret: Option<String>) -> StoreResult<()> {
+    async fn finish(&mut self, token_secret: Option<String>, replace: bool) -> StoreResult<()> {
         // SQLite gives new rows ids past the largest one (no AUTOINCREMENT): nothing to move.
-        self.pending_secret = token_secret;
+        self.pending_secret = token_secret.map(|secret| (secret, replace));
         Ok(())
     }
 
     async fn commit(&mut self) -> StoreResult<()> {
         self.with(|conn| Ok(conn.execute_batch("COMMIT")?)).await?;
-        if let Some(secret) = self.pending_secret.take() {
-            write_secret_file(&self.secret_file(), &secret, self.replace)?;
+        if let Some((secret, replace)) = self.pending_secret.take() {
+            write_secret_file(&self.secret_file(), &secret, replace)?;
         }
         Ok(())
     }
