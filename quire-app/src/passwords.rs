@@ -141,19 +141,7 @@ impl Drop for Waiting<'_> {
 /// and making it costs nothing (no hash is computed at start-up).
 fn dummy_hash(params: &Params) -> AppResult<String> {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    let hash = PasswordHash {
-        algorithm: Algorithm::Argon2id.ident(),
-        version: Some(Version::V0x13.into()),
-        params: params
-            .try_into()
-            .map_err(|e| AppError::Internal(format!("bad argon2 parameters: {e}")))?,
-        salt: Some(salt.as_salt()),
-        hash: Some(
-            argon2::password_hash::Output::new(&[0; Params::DEFAULT_OUTPUT_LEN])
-                .map_err(|e| AppError::Internal(format!("bad dummy hash: {e}")))?,
-        ),
-    };
-    Ok(hash.to_string())
+    phc_string(params, &salt, &[0; Params::DEFAULT_OUTPUT_LEN])
 }
 
 /// A PHC string for `password`: argon2id with `params` and a fresh random salt.
@@ -170,12 +158,18 @@ fn hash_blocking(params: &Params, password: &str) -> AppResult<String> {
         .hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, &mut memory)
         .map_err(|e| failed(&e))?;
     drop(memory);
+    phc_string(params, &salt, &out)
+}
+
+/// `$argon2id$v=19$m=..,t=..,p=..$SALT$OUTPUT`: the PHC string of an argon2id output.
+fn phc_string(params: &Params, salt: &SaltString, output: &[u8]) -> AppResult<String> {
+    let bad = |e: argon2::password_hash::Error| AppError::Internal(format!("bad PHC string: {e}"));
     let hash = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
-        params: params.try_into().map_err(|e| failed(&e))?,
+        params: params.try_into().map_err(bad)?,
         salt: Some(salt.as_salt()),
-        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+        hash: Some(Output::new(output).map_err(bad)?),
     };
     Ok(hash.to_string())
 }
