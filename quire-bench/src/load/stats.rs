@@ -95,16 +95,15 @@ impl Stats {
         latency: Duration,
         in_window: bool,
     ) {
-        let kind = failure;
         self.live.add_response();
-        if let Some(kind) = kind {
+        if let Some(kind) = failure {
             self.live.add_error(kind);
         }
         if !in_window {
             return;
         }
         self.measured.add_response();
-        if let Some(kind) = kind {
+        if let Some(kind) = failure {
             self.measured.add_error(kind);
         }
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
