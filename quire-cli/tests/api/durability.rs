@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::support::{TestApp, spawn_quire};
+use crate::support::{TestApp, register_at, spawn_quire};
 
 api_test! {
 async fn a_restart_keeps_data_and_tokens_valid() {
@@ -29,27 +29,12 @@ async fn a_restart_keeps_data_and_tokens_valid() {
 }
 }
 
-async fn register(client: &reqwest::Client, base: &str, name: &str) -> String {
-    let response = client
-        .post(format!("{base}/api/users"))
-        .json(
-            &json!({"user": {"username": name, "email": format!("{name}@example.com"),
-                                "password": "password-1234"}}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let body: Value = response.json().await.unwrap();
-    body["user"]["token"].as_str().unwrap().to_owned()
-}
-
 api_test! {
 async fn kill_9_loses_no_acknowledged_write() {
     let dir = crate::support::TestDir::new().await;
     let mut quire = spawn_quire(&dir, &[]).await;
     let client = reqwest::Client::new();
-    let token = register(&client, &quire.base, "writer").await;
+    let token = register_at(&client, &quire.base, "writer").await;
 
     // 16 clients write as fast as they can; every 201 is recorded.
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -136,7 +121,7 @@ async fn sigterm_drains_and_exits_0() {
     let dir = crate::support::TestDir::new().await;
     let mut quire = spawn_quire(&dir, &[]).await;
     let client = reqwest::Client::new();
-    register(&client, &quire.base, "jake").await;
+    register_at(&client, &quire.base, "jake").await;
     let pid = quire.child.id().unwrap().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])

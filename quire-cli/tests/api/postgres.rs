@@ -6,25 +6,10 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::process::Command;
 
-use crate::support::{Backend, TestApp, TestDir, spawn_quire_with_env};
-
-async fn register(base: &str, name: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/api/users"))
-        .json(
-            &json!({"user": {"username": name, "email": format!("{name}@example.com"),
-                                "password": "password-1234"}}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let body: Value = response.json().await.unwrap();
-    body["user"]["token"].as_str().unwrap().to_owned()
-}
+use crate::support::{Backend, TestApp, TestDir, register_at, spawn_quire_with_env};
 
 #[tokio::test]
 async fn two_instances_starting_at_once_migrate_once_and_share_the_secret() {
@@ -58,7 +43,7 @@ async fn two_instances_starting_at_once_migrate_once_and_share_the_secret() {
             assert_eq!(secrets, 1);
 
             // A token signed by one instance is accepted by the other.
-            let token = register(&a.base, "shared").await;
+            let token = register_at(&reqwest::Client::new(), &a.base, "shared").await;
             let response = reqwest::Client::new()
                 .get(format!("{}/api/user", b.base))
                 .header("Authorization", format!("Token {token}"))

@@ -244,6 +244,23 @@ pub fn test_settings(dir: &TestDir) -> Settings {
     settings
 }
 
+/// Registers `name` (password `password-1234`) on the quire at `base`; returns the token. For
+/// servers run as processes, which have no `TestApp`.
+pub async fn register_at(client: &reqwest::Client, base: &str, name: &str) -> String {
+    let response = client
+        .post(format!("{base}/api/users"))
+        .json(
+            &json!({"user": {"username": name, "email": format!("{name}@example.com"),
+                               "password": "password-1234"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    body["user"]["token"].as_str().unwrap().to_owned()
+}
+
 /// A running server and a client for it.
 pub struct TestApp {
     pub base: String,
