@@ -47,6 +47,8 @@ mod live_memory;
 mod logs;
 mod media;
 mod openapi;
+mod pg_faults;
+mod pg_server;
 mod postgres;
 mod profiles;
 mod restart;

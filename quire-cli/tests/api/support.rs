@@ -84,7 +84,11 @@ pub struct PgDatabase {
 
 impl PgDatabase {
     async fn create() -> Self {
-        let admin = postgres_admin_url();
+        Self::create_on(postgres_admin_url()).await
+    }
+
+    /// A fresh database on the server `admin` connects to.
+    async fn create_on(admin: String) -> Self {
         let client = admin_client(&admin).await;
         static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
         SWEPT.get_or_init(|| drop_stale(&client)).await;
@@ -178,6 +182,15 @@ impl TestDir {
         Self {
             dir: tempfile::tempdir().unwrap(),
             postgres,
+        }
+    }
+
+    /// A fresh directory, and a fresh database on the PostgreSQL server `admin` connects to
+    /// (a test's private server).
+    pub async fn new_on_server(admin: String) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            postgres: Some(PgDatabase::create_on(admin).await),
         }
     }
 
