@@ -84,6 +84,22 @@ pub struct Settings {
     )]
     pub database: String,
 
+    /// A streaming replica of the PostgreSQL --database that may serve reads (repeatable, or
+    /// comma-separated in the environment). Reads go to a replica only once it has replayed
+    /// every write this instance acknowledged; one that is down or lags is skipped.
+    #[arg(
+        long = "database-replica",
+        env = "QUIRE_DATABASE_REPLICAS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub database_replicas: Vec<String>,
+
+    /// A replica whose replay is behind what the primary had written this long ago is
+    /// skipped until it catches up, e.g. 1s.
+    #[arg(long, env = "QUIRE_REPLICA_MAX_LAG", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
+    pub replica_max_lag: Duration,
+
     /// Directory for uploaded media; default `media` beside the SQLite file (`media` in the
     /// working directory with PostgreSQL: give instances sharing a database a shared one).
     #[arg(long, env = "QUIRE_MEDIA_DIR", global = true)]

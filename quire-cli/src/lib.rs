@@ -22,7 +22,7 @@ use quire_media::FsBlobStore;
 use quire_serve::ServeConfig;
 use quire_serve::listener::ListenOptions;
 use quire_serve::tls::{Tls, TlsFiles};
-use quire_store::postgres::PgOptions;
+use quire_store::postgres::{PgOptions, ReplicaOptions};
 use quire_store::sqlite::SqliteOptions;
 use quire_store::{DatabaseUrl, StoreOptions};
 use tokio::net::TcpListener;
@@ -41,6 +41,10 @@ fn store_options(settings: &Settings) -> StoreOptions {
             idle_timeout: settings.pg_idle_timeout,
             max_lifetime: settings.pg_max_lifetime,
             statement_timeout: settings.pg_statement_timeout,
+        },
+        replicas: settings.database_replicas.clone(),
+        replica: ReplicaOptions {
+            max_lag: settings.replica_max_lag,
         },
     }
 }

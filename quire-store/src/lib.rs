@@ -167,20 +167,32 @@ impl std::fmt::Display for DatabaseUrl {
 }
 
 /// Settings of each backend; only the one the URL names is used.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
     pub sqlite: sqlite::SqliteOptions,
     pub postgres: postgres::PgOptions,
+    /// PostgreSQL only: streaming replicas of the database that may serve reads.
+    pub replicas: Vec<String>,
+    pub replica: postgres::ReplicaOptions,
 }
 
 /// Opens (creating and migrating as needed) the store a URL names.
 pub async fn open(url: &DatabaseUrl, options: StoreOptions) -> StoreResult<Arc<dyn Store>> {
     match url {
+        DatabaseUrl::Sqlite(_) if !options.replicas.is_empty() => Err(StoreError::Config(
+            "read replicas need a postgres:// database".into(),
+        )),
         DatabaseUrl::Sqlite(path) => Ok(Arc::new(
             sqlite::SqliteStore::open(path, options.sqlite).await?,
         )),
         DatabaseUrl::Postgres(url) => Ok(Arc::new(
-            postgres::PgStore::open(url, options.postgres).await?,
+            postgres::PgStore::open_with_replicas(
+                url,
+                &options.replicas,
+                options.postgres,
+                options.replica,
+            )
+            .await?,
         )),
     }
 }

@@ -48,6 +48,7 @@ mod logs;
 mod media;
 mod openapi;
 mod pg_faults;
+mod pg_replicas;
 mod pg_server;
 mod postgres;
 mod profiles;

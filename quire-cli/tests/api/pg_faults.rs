@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::pg_server::PgServer;
-use crate::support::{TestDir, register_at, spawn_quire};
+use crate::support::{TestDir, get_json, register_at, spawn_quire};
 
 /// What the writers saw.
 #[derive(Default)]
@@ -150,14 +150,7 @@ async fn a_restarted_database_gives_fast_503s_and_quire_recovers_without_losing_
     assert!(tally.unavailable > 0, "the writers saw the database down");
 
     // Every acknowledged comment is in the database.
-    let comments: Value = client
-        .get(&comments_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let comments: Value = get_json(&client, &comments_url).await;
     let mut stored: Vec<i64> = comments["comments"]
         .as_array()
         .unwrap()

@@ -472,6 +472,11 @@ pub fn assert_timestamp(text: &Value) {
     assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{text}");
 }
 
+/// GETs `url` and parses the answer as JSON, whatever its status.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// A `quire` process and the address it logged.
 pub struct QuireProcess {
     pub child: Child,

@@ -10,6 +10,7 @@
 mod migrate;
 mod pool;
 mod queries;
+mod replicas;
 
 use async_trait::async_trait;
 use quire_domain::{ArticleId, CommentBody, CommentId, Email, Page, Slug, Tag, UserId, Username};
@@ -18,23 +19,47 @@ pub use migrate::MIGRATIONS;
 use pool::PgPool;
 pub(crate) use pool::connection_config;
 pub use pool::{PgOptions, redact};
+pub use replicas::ReplicaOptions;
+use replicas::Replicas;
+use std::sync::Arc;
 
 use crate::{
     ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
     NewArticle, NewUser, Profile, Store, StoreError, StoreResult, UserChanges, UserRecord,
 };
 
-/// A [`Store`] in a PostgreSQL database.
+/// A [`Store`] in a PostgreSQL database, optionally reading from streaming replicas of it.
 pub struct PgStore {
     pool: PgPool,
+    replicas: Option<(Arc<Replicas>, tokio::task::AbortHandle)>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some((_, monitor)) = &self.replicas {
+            monitor.abort();
+        }
+    }
 }
 
 impl PgStore {
     /// Connects to the database at `url` (failing at once, with a clear message, when it is
     /// unreachable or missing), checks durability settings and migrates it.
     pub async fn open(url: &str, options: PgOptions) -> StoreResult<Self> {
+        Self::open_with_replicas(url, &[], options, ReplicaOptions::default()).await
+    }
+
+    /// [`PgStore::open`], with reads sent to the replicas at `replica_urls` when they have
+    /// replayed every write this instance acknowledged (see `replicas.rs`). A replica down
+    /// at start is not an error: it is skipped until it answers.
+    pub async fn open_with_replicas(
+        url: &str,
+        replica_urls: &[String],
+        options: PgOptions,
+        replica_options: ReplicaOptions,
+    ) -> StoreResult<Self> {
         let config = connection_config(url, &options)?;
-        let pool = PgPool::new(config, &options)?;
+        let pool = PgPool::new(config, &options, true)?;
         let mut client = pool.get_for_start().await.map_err(|e| match e {
             StoreError::Unavailable(why) | StoreError::Database(why) => {
                 StoreError::Config(format!("cannot connect: {why}"))
@@ -54,7 +79,34 @@ impl PgStore {
         let version = migrate::migrate(&mut client).await?;
         tracing::debug!(url = %redact(url), version, "postgres store open");
         drop(client);
-        Ok(Self { pool })
+        let replicas = if replica_urls.is_empty() {
+            None
+        } else {
+            let replicas = Replicas::new(replica_urls, &options)?;
+            let monitor = replicas.spawn_monitor(&pool, replica_options);
+            Some((replicas, monitor))
+        };
+        Ok(Self { pool, replicas })
+    }
+
+    /// A connection for a read: a replica that has replayed this instance's writes, if one
+    /// is usable now, else the primary.
+    async fn reader(&self) -> StoreResult<deadpool_postgres::Object> {
+        if let Some((replicas, _)) = &self.replicas {
+            if let Some(client) = replicas.reader().await {
+                metrics::counter!("store_reads_total", "target" => "replica").increment(1);
+                return Ok(client);
+            }
+            metrics::counter!("store_reads_total", "target" => "primary").increment(1);
+        }
+        self.pool.get().await
+    }
+
+    /// After a write on `client` committed: raise the replicas' fence past it.
+    async fn wrote(&self, client: &deadpool_postgres::Object) {
+        if let Some((replicas, _)) = &self.replicas {
+            replicas.wrote(client).await;
+        }
     }
 }
 
@@ -90,16 +142,18 @@ impl Store for PgStore {
 
     async fn create_user(&self, user: NewUser) -> StoreResult<UserRecord> {
         let client = self.pool.get().await?;
-        queries::create_user(&client, &user).await
+        let written = queries::create_user(&client, &user).await;
+        self.wrote(&client).await;
+        written
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::user_by_id(&client, id).await
     }
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::user_by_email(&client, email.as_str()).await
     }
 
@@ -109,7 +163,9 @@ impl Store for PgStore {
         changes: UserChanges,
     ) -> StoreResult<Option<UserRecord>> {
         let client = self.pool.get().await?;
-        queries::update_user(&client, id, &changes).await
+        let written = queries::update_user(&client, id, &changes).await;
+        self.wrote(&client).await;
+        written
     }
 
     async fn profile(
@@ -117,13 +173,15 @@ impl Store for PgStore {
         username: &Username,
         viewer: Option<UserId>,
     ) -> StoreResult<Option<Profile>> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::profile(&client, username.as_str(), viewer).await
     }
 
     async fn follow(&self, follower: UserId, username: &Username) -> StoreResult<Option<Profile>> {
         let client = self.pool.get().await?;
-        queries::set_following(&client, follower, username.as_str(), true).await
+        let written = queries::set_following(&client, follower, username.as_str(), true).await;
+        self.wrote(&client).await;
+        written
     }
 
     async fn unfollow(
@@ -132,21 +190,23 @@ impl Store for PgStore {
         username: &Username,
     ) -> StoreResult<Option<Profile>> {
         let client = self.pool.get().await?;
-        queries::set_following(&client, follower, username.as_str(), false).await
+        let written = queries::set_following(&client, follower, username.as_str(), false).await;
+        self.wrote(&client).await;
+        written
     }
 
     async fn count(&self, what: Count) -> StoreResult<u64> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::count(&client, what).await
     }
 
     async fn favorited_ids(&self, user: UserId) -> StoreResult<Vec<ArticleId>> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::favorited_ids(&client, user).await
     }
 
     async fn following_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::following_ids(&client, follower).await
     }
 
@@ -155,27 +215,27 @@ impl Store for PgStore {
         filter: ArticleFilter,
         page: Page,
     ) -> StoreResult<(Vec<ArticleId>, u64)> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::article_ids(&client, &filter, page).await
     }
 
     async fn articles_by_ids(&self, ids: Vec<ArticleId>) -> StoreResult<Vec<ArticleRecord>> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::articles_by_ids(&client, &ids).await
     }
 
     async fn article_id(&self, slug: &Slug) -> StoreResult<Option<ArticleId>> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::slug_to_id(&client, slug.as_str()).await
     }
 
     async fn feed_ids(&self, viewer: UserId, limit: u32) -> StoreResult<(Vec<ArticleId>, u64)> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::feed_ids(&client, viewer, limit).await
     }
 
     async fn feed(&self, viewer: UserId, page: Page) -> StoreResult<ArticleList> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::feed(&client, viewer, page).await
     }
 
@@ -184,7 +244,7 @@ impl Store for PgStore {
         slug: &Slug,
         viewer: Option<UserId>,
     ) -> StoreResult<Option<ArticleRecord>> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::article(&client, slug.as_str(), viewer).await
     }
 
@@ -193,6 +253,7 @@ impl Store for PgStore {
         let tx = client.transaction().await?;
         let created = queries::create_article(&tx, &article).await?;
         tx.commit().await?;
+        self.wrote(&client).await;
         Ok(created)
     }
 
@@ -206,12 +267,15 @@ impl Store for PgStore {
         let mut tx = client.transaction().await?;
         let updated = queries::update_article(&mut tx, id, &changes, viewer).await?;
         tx.commit().await?;
+        self.wrote(&client).await;
         Ok(updated)
     }
 
     async fn delete_article(&self, id: ArticleId) -> StoreResult<bool> {
         let client = self.pool.get().await?;
-        queries::delete_article(&client, id).await
+        let written = queries::delete_article(&client, id).await;
+        self.wrote(&client).await;
+        written
     }
 
     async fn favorite(&self, user: UserId, slug: &Slug) -> StoreResult<Option<ArticleRecord>> {
@@ -219,6 +283,7 @@ impl Store for PgStore {
         let tx = client.transaction().await?;
         let article = queries::set_favorite(&tx, user, slug.as_str(), true).await?;
         tx.commit().await?;
+        self.wrote(&client).await;
         Ok(article)
     }
 
@@ -227,6 +292,7 @@ impl Store for PgStore {
         let tx = client.transaction().await?;
         let article = queries::set_favorite(&tx, user, slug.as_str(), false).await?;
         tx.commit().await?;
+        self.wrote(&client).await;
         Ok(article)
     }
 
@@ -235,7 +301,7 @@ impl Store for PgStore {
         slug: &Slug,
         viewer: Option<UserId>,
     ) -> StoreResult<Option<Vec<CommentRecord>>> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::comments(&client, slug.as_str(), viewer).await
     }
 
@@ -245,7 +311,7 @@ impl Store for PgStore {
         id: CommentId,
         viewer: Option<UserId>,
     ) -> StoreResult<Option<CommentRecord>> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::comment(&client, slug.as_str(), id, viewer).await
     }
 
@@ -256,33 +322,40 @@ impl Store for PgStore {
         body: CommentBody,
     ) -> StoreResult<Option<CommentRecord>> {
         let client = self.pool.get().await?;
-        queries::add_comment(&client, author, slug.as_str(), body.as_str()).await
+        let written = queries::add_comment(&client, author, slug.as_str(), body.as_str()).await;
+        self.wrote(&client).await;
+        written
     }
 
     async fn delete_comment(&self, id: CommentId) -> StoreResult<bool> {
         let client = self.pool.get().await?;
-        queries::delete_comment(&client, id).await
+        let written = queries::delete_comment(&client, id).await;
+        self.wrote(&client).await;
+        written
     }
 
     async fn tags(&self) -> StoreResult<Vec<Tag>> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::tags(&client).await
     }
 
     async fn create_media(&self, media: MediaRecord) -> StoreResult<MediaRecord> {
         let client = self.pool.get().await?;
         queries::create_media(&client, &media).await?;
+        self.wrote(&client).await;
         Ok(media)
     }
 
     async fn media(&self, id: &str) -> StoreResult<Option<MediaRecord>> {
-        let client = self.pool.get().await?;
+        let client = self.reader().await?;
         queries::media(&client, id).await
     }
 
     async fn delete_media(&self, id: &str) -> StoreResult<bool> {
         let client = self.pool.get().await?;
-        queries::delete_media(&client, id).await
+        let written = queries::delete_media(&client, id).await;
+        self.wrote(&client).await;
+        written
     }
 
     async fn blob_in_use(&self, sha256: &str) -> StoreResult<bool> {

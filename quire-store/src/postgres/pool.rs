@@ -22,6 +22,12 @@ use crate::{StoreError, StoreResult};
 /// packets are dropped would otherwise hold the start forever).
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest [`get_quickly`] waits for a connection to be freed.
+const QUICK_WAIT: Duration = Duration::from_millis(20);
+
+/// Longest [`get_quickly`] waits for a new connection to be made.
+const QUICK_CONNECT: Duration = Duration::from_millis(500);
+
 /// Sizing and timeouts of the pool.
 #[derive(Debug, Clone, Copy)]
 pub struct PgOptions {
@@ -76,6 +82,9 @@ pub fn connection_config(url: &str, options: &PgOptions) -> StoreResult<tokio_po
 pub struct PgPool {
     pool: Pool,
     upkeep: tokio::task::AbortHandle,
+    /// Whether this pool's status is the `store_pool_*` gauges (the primary's is; a
+    /// replica's is reported as `store_replica_*` by the replica monitor).
+    gauges: bool,
 }
 
 impl Drop for PgPool {
@@ -86,8 +95,13 @@ impl Drop for PgPool {
 }
 
 impl PgPool {
-    /// Builds the pool; connections are made on first use.
-    pub fn new(config: tokio_postgres::Config, options: &PgOptions) -> StoreResult<Self> {
+    /// Builds the pool; connections are made on first use. `gauges`: publish its status as
+    /// the `store_pool_*` gauges.
+    pub fn new(
+        config: tokio_postgres::Config,
+        options: &PgOptions,
+        gauges: bool,
+    ) -> StoreResult<Self> {
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -109,9 +123,14 @@ impl PgPool {
             pool.weak(),
             options.idle_timeout,
             options.max_lifetime,
+            gauges,
         ))
         .abort_handle();
-        Ok(Self { pool, upkeep })
+        Ok(Self {
+            pool,
+            upkeep,
+            gauges,
+        })
     }
 
     /// A connection for start-up work, which may wait longer than requests do.
@@ -124,14 +143,39 @@ impl PgPool {
         self.pool.timeout_get(&timeouts).await.map_err(pool_error)
     }
 
+    /// The pool itself, for a task that outlives a borrow of this (the replica monitor).
+    pub fn shared(&self) -> Pool {
+        self.pool.clone()
+    }
+
+    /// A connection if one is free or can be made soon; for work that has somewhere else
+    /// to go (a replica read that the primary can serve instead).
+    pub async fn get_quickly(&self) -> StoreResult<Object> {
+        get_quickly(&self.pool).await
+    }
+
     /// A connection, waiting at most the acquire timeout.
     pub async fn get(&self) -> StoreResult<Object> {
         let started = Instant::now();
         let result = self.pool.get().await;
-        metrics::histogram!("store_pool_acquire_seconds").record(started.elapsed().as_secs_f64());
-        record_status(&self.pool);
+        if self.gauges {
+            metrics::histogram!("store_pool_acquire_seconds")
+                .record(started.elapsed().as_secs_f64());
+            record_status(&self.pool);
+        }
         result.map_err(pool_error)
     }
+}
+
+/// A connection from `pool`, waiting at most [`QUICK_WAIT`] for a free one and
+/// [`QUICK_CONNECT`] for a new one.
+pub async fn get_quickly(pool: &Pool) -> StoreResult<Object> {
+    let timeouts = Timeouts {
+        wait: Some(QUICK_WAIT),
+        create: Some(QUICK_CONNECT),
+        recycle: Some(QUICK_CONNECT),
+    };
+    pool.timeout_get(&timeouts).await.map_err(pool_error)
 }
 
 /// Publishes the pool's gauges.
@@ -146,14 +190,21 @@ fn record_status(pool: &Pool) {
 
 /// Every second: close idle connections past the idle timeout or the maximum lifetime, and
 /// refresh the gauges. Ends when the pool is gone.
-async fn upkeep(pool: deadpool_postgres::WeakPool, idle: Duration, lifetime: Duration) {
+async fn upkeep(
+    pool: deadpool_postgres::WeakPool,
+    idle: Duration,
+    lifetime: Duration,
+    gauges: bool,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let Some(pool) = pool.upgrade() else { return };
         pool.retain(|_, metrics| metrics.last_used() < idle && metrics.age() < lifetime);
-        record_status(&pool);
+        if gauges {
+            record_status(&pool);
+        }
     }
 }
 
