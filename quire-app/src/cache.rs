@@ -26,6 +26,8 @@ pub struct CacheSettings {
     pub entries: u64,
     /// Longest any entry lives (a safety net; invalidation is what keeps it exact).
     pub ttl: Duration,
+    /// Off: nothing is cached, every read goes to the store.
+    pub enabled: bool,
 }
 
 impl Default for CacheSettings {
@@ -34,6 +36,7 @@ impl Default for CacheSettings {
             article_bytes: 128 * 1024 * 1024,
             entries: 100_000,
             ttl: Duration::from_secs(600),
+            enabled: true,
         }
     }
 }
@@ -93,19 +96,21 @@ impl ReadCache {
             let text = a.title.len() + a.description.len() + a.body.as_ref().map_or(0, String::len);
             u32::try_from(2 * (text + 256)).unwrap_or(u32::MAX)
         };
-        let (entries, ttl) = (settings.entries, settings.ttl);
+        let (entries, ttl, on) = (settings.entries, settings.ttl, settings.enabled);
         Self {
-            articles: ExactCache::new("articles", settings.article_bytes, ttl, weigh_article),
-            slugs: ExactCache::new("slugs", entries, ttl, |_| 1),
-            lists: ExactCache::new("lists", entries, ttl, |_| 1),
-            tags: ExactCache::new("tags", 1, ttl, |_| 1),
-            profiles: ExactCache::new("profiles", entries, ttl, |_| 1),
-            users: ExactCache::new("users", entries, ttl, |_| 1),
-            feeds: ExactCache::new("feeds", entries, ttl, |_| 1),
+            articles: ExactCache::new("articles", settings.article_bytes, ttl, weigh_article)
+                .enabled(on),
+            slugs: ExactCache::new("slugs", entries, ttl, |_| 1).enabled(on),
+            lists: ExactCache::new("lists", entries, ttl, |_| 1).enabled(on),
+            tags: ExactCache::new("tags", 1, ttl, |_| 1).enabled(on),
+            profiles: ExactCache::new("profiles", entries, ttl, |_| 1).enabled(on),
+            users: ExactCache::new("users", entries, ttl, |_| 1).enabled(on),
+            feeds: ExactCache::new("feeds", entries, ttl, |_| 1).enabled(on),
             viewers: ExactCache::new("viewers", VIEWER_IDS, ttl, |v: &Arc<ViewerState>| {
                 u32::try_from(v.favorited.len() + v.following.len() + 1).unwrap_or(u32::MAX)
-            }),
-            stats: ExactCache::new("stats", entries, ttl, |_| 1),
+            })
+            .enabled(on),
+            stats: ExactCache::new("stats", entries, ttl, |_| 1).enabled(on),
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct ExactCache<K, V> {
     newest_stamp: AtomicU64,
     hits: OnceLock<metrics::Counter>,
     misses: OnceLock<metrics::Counter>,
+    /// When off, every read loads and nothing is kept (see [`Self::enabled`]).
+    enabled: bool,
 }
 
 impl<K, V> ExactCache<K, V>
@@ -72,7 +74,16 @@ where
             newest_stamp: AtomicU64::new(0),
             hits: OnceLock::new(),
             misses: OnceLock::new(),
+            enabled: true,
         }
+    }
+
+    /// This cache switched on or off. Off, it keeps nothing: every read is a miss that loads
+    /// (for deployments where another process may write without telling this one, and to
+    /// measure the store's own cost).
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
     }
 
     async fn fresh(&self, key: &K, entry: &Entry<V>) -> bool {
@@ -109,6 +120,10 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
+        if !self.enabled {
+            self.miss();
+            return load().await;
+        }
         if let Some(entry) = self.values.get(key).await {
             if self.fresh(key, &entry).await {
                 self.hit();
@@ -139,6 +154,9 @@ where
 
     /// The cached value of `key`, if fresh (for batch loading: see [`Self::insert`]).
     pub async fn get(&self, key: &K) -> Option<V> {
+        if !self.enabled {
+            return None;
+        }
         let entry = self.values.get(key).await?;
         if self.fresh(key, &entry).await {
             self.hit();
@@ -157,6 +175,9 @@ where
     /// invalidation happened since, the value is never served.
     pub async fn insert(&self, key: K, value: V, started: u64) {
         self.miss();
+        if !self.enabled {
+            return;
+        }
         self.values
             .insert(
                 key,
@@ -220,6 +241,21 @@ mod tests {
         cache.invalidate_all();
         cache.get_or_load(&1, load).await.unwrap();
         assert_eq!(loads.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_disabled_cache_loads_every_time_and_keeps_nothing() {
+        let cache = cache().enabled(false);
+        let loads = AtomicUsize::new(0);
+        let load = || async {
+            loads.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, ()>("v".to_owned())
+        };
+        cache.get_or_load(&1, load).await.unwrap();
+        cache.get_or_load(&1, load).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+        cache.insert(2, "w".to_owned(), cache.epoch()).await;
+        assert_eq!(cache.get(&2).await, None);
     }
 
     #[tokio::test]

@@ -53,6 +53,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// Whether the read cache is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CacheMode {
+    On,
+    Off,
+}
+
 /// Every setting of `quire serve` (and the database of `quire migrate`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
@@ -323,6 +330,12 @@ pub struct Settings {
         global = true
     )]
     pub live_backlog: usize,
+
+    /// The in-process read cache: `on`, or `off` (every read goes to the database; for
+    /// instances that share a PostgreSQL database without a way to hear of each other's
+    /// writes, and to measure the database's own cost).
+    #[arg(long, env = "QUIRE_CACHE", value_enum, default_value_t = CacheMode::On, global = true)]
+    pub cache: CacheMode,
 
     /// Memory for cached article text, in MiB (profiles, slugs and list pages come on top).
     #[arg(long, env = "QUIRE_CACHE_MIB", default_value_t = 128, global = true)]

@@ -27,7 +27,7 @@ use quire_store::sqlite::SqliteOptions;
 use quire_store::{DatabaseUrl, StoreOptions};
 use tokio::net::TcpListener;
 
-pub use config::{Cli, Command, CopyArgs, LogFormat, Settings};
+pub use config::{CacheMode, Cli, Command, CopyArgs, LogFormat, Settings};
 
 fn store_options(settings: &Settings) -> StoreOptions {
     StoreOptions {
@@ -166,6 +166,7 @@ pub async fn serve(
         max_media_bytes: settings.max_media_bytes,
         cache: CacheSettings {
             article_bytes: settings.cache_mib.saturating_mul(1024 * 1024),
+            enabled: settings.cache == CacheMode::On,
             ..CacheSettings::default()
         },
     });

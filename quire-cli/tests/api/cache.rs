@@ -233,3 +233,31 @@ async fn the_feed_follows_new_articles_favorites_and_follows_at_once() {
     );
 }
 }
+
+api_test! {
+    async fn with_the_cache_off_a_change_made_behind_quires_back_is_seen_at_once() {
+        let app = TestApp::start_with(|s| s.cache = quire_cli::CacheMode::Off).await;
+        let jake = app.register("jake").await;
+        app.create_article(&jake, "Before", &[]).await;
+        let (_, body) = app.get("/api/articles/before", None).await;
+        assert_eq!(body["article"]["title"], "Before");
+
+        // Another writer (another instance, an operator's SQL) changes the row directly.
+        let sql = "UPDATE articles SET title = 'After' WHERE slug = 'before'";
+        match crate::support::Backend::current() {
+            crate::support::Backend::Sqlite => {
+                let db = rusqlite::Connection::open(app.dir().join("quire.db")).unwrap();
+                assert_eq!(db.execute(sql, []).unwrap(), 1);
+            }
+            crate::support::Backend::Postgres => {
+                let db = app.test_dir().postgres().await;
+                assert_eq!(db.execute(sql, &[]).await.unwrap(), 1);
+            }
+        }
+        let (status, body) = app.get("/api/articles/before", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["article"]["title"], "After");
+        let (_, body) = app.get("/api/articles?limit=1", None).await;
+        assert_eq!(body["articles"][0]["title"], "After");
+    }
+}
