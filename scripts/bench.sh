@@ -17,9 +17,14 @@
 #   QUIRE_BENCH_CONNECTIONS=100    connections of the CPU-per-request scenarios
 #   QUIRE_BENCH_MANY=10000         connections of the many-connections run
 #   QUIRE_BENCH_OUT=BENCHMARKS.md  where the report goes
+#   QUIRE_BENCH_BACKEND=postgres   run the PostgreSQL comparison instead (scripts/bench-pg.sh)
 # With the defaults the whole run takes about 5 minutes after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The PostgreSQL mode: quire on PostgreSQL next to quire on SQLite (see bench-pg.sh).
+if [ "${QUIRE_BENCH_BACKEND:-sqlite}" = postgres ]; then
+    exec bash scripts/bench-pg.sh "$@"
+fi
 
 scale=${QUIRE_BENCH_SCALE:-full}
 duration=${QUIRE_BENCH_DURATION:-10s}
@@ -295,7 +300,7 @@ if [ -f "$out" ]; then
     python3 - "$out" >>"$work/report.md" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
-for name in ("media", "ws", "drills", "long-drills"):
+for name in ("pg", "media", "ws", "drills", "long-drills"):
     m = re.search(rf"<!-- {name}:begin -->.*?<!-- {name}:end -->", text, flags=re.S)
     if m:
         print("\n" + m.group(0))
