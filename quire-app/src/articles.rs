@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use quire_events::{Event, EventKind};
 
-use crate::cache::FEED_CACHED;
+use crate::cache::{FEED_CACHED, Invalidation};
 use crate::live::topics_of;
 use crate::{
     App, AppError, AppResult, ArticlePage, ArticleQuery, NewArticleInput, SeenArticle,
@@ -127,9 +127,12 @@ impl App {
                 tags,
             })
             .await?;
-        self.cache.slugs.invalidate(&article.slug).await;
-        self.forget_lists_and_tags();
-        self.forget_stats(&[viewer.id()]).await;
+        self.forget(&[
+            Invalidation::Slug(article.slug.clone()),
+            Invalidation::ListsAndTags,
+            Invalidation::stats(&[viewer.id()]),
+        ])
+        .await?;
         self.publish_article(EventKind::ArticleCreated, &article);
         Ok(article)
     }
@@ -170,9 +173,12 @@ impl App {
             .store
             .update_article(article.id, changes, viewer.id())
             .await;
-        self.forget_article(&article).await;
+        let mut changes = vec![Invalidation::article(&article)];
+        if let Ok(Some(renamed)) = &updated {
+            changes.push(Invalidation::Slug(renamed.slug.clone()));
+        }
+        self.forget(&changes).await?;
         let article = updated?.ok_or(AppError::NotFound("article"))?;
-        self.cache.slugs.invalidate(&article.slug).await;
         self.publish_article(EventKind::ArticleUpdated, &article);
         Ok(article)
     }
@@ -180,10 +186,13 @@ impl App {
     pub async fn delete_article(&self, viewer: &Viewer, slug: &str) -> AppResult<()> {
         let article = self.own_article(viewer, slug).await?;
         let deleted = self.store.delete_article(article.id).await;
-        self.forget_article(&article).await;
-        self.forget_lists_and_tags();
-        // Its favorites went with it.
-        self.forget_stats(&[article.author.id]).await;
+        self.forget(&[
+            Invalidation::article(&article),
+            Invalidation::ListsAndTags,
+            // Its favorites went with it.
+            Invalidation::stats(&[article.author.id]),
+        ])
+        .await?;
         if !deleted? {
             return Err(AppError::NotFound("article"));
         }
@@ -211,9 +220,12 @@ impl App {
         article: Option<ArticleRecord>,
     ) -> AppResult<ArticleRecord> {
         let article = article.ok_or(AppError::NotFound("article"))?;
-        self.cache.articles.invalidate(&article.id).await;
-        self.forget_viewer(viewer.id()).await;
-        self.forget_stats(&[article.author.id]).await;
+        self.forget(&[
+            Invalidation::ArticleText(article.id.0),
+            Invalidation::Viewer(viewer.id().0),
+            Invalidation::stats(&[article.author.id]),
+        ])
+        .await?;
         self.publish_article(EventKind::FavoriteChanged, &article);
         Ok(article)
     }

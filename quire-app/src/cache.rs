@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quire_cache::ExactCache;
+use quire_cache::{Coherence, ExactCache};
 use quire_domain::{ArticleId, Page, Tag, UserId};
 use quire_store::{ArticleFilter, ArticleRecord, Count, Profile, StoreError, UserRecord};
 
@@ -89,7 +89,7 @@ pub(crate) const FEED_CACHED: u32 = 200;
 const VIEWER_IDS: u64 = 4_000_000;
 
 impl ReadCache {
-    pub fn new(settings: CacheSettings) -> Self {
+    pub fn new(settings: CacheSettings, coherence: &Arc<dyn Coherence>) -> Self {
         // Twice the text: the record, and its JSON renderings kept in its memo.
         let weigh_article = |a: &Arc<SharedArticle>| {
             let a = &a.record;
@@ -99,18 +99,34 @@ impl ReadCache {
         let (entries, ttl, on) = (settings.entries, settings.ttl, settings.enabled);
         Self {
             articles: ExactCache::new("articles", settings.article_bytes, ttl, weigh_article)
-                .enabled(on),
-            slugs: ExactCache::new("slugs", entries, ttl, |_| 1).enabled(on),
-            lists: ExactCache::new("lists", entries, ttl, |_| 1).enabled(on),
-            tags: ExactCache::new("tags", 1, ttl, |_| 1).enabled(on),
-            profiles: ExactCache::new("profiles", entries, ttl, |_| 1).enabled(on),
-            users: ExactCache::new("users", entries, ttl, |_| 1).enabled(on),
-            feeds: ExactCache::new("feeds", entries, ttl, |_| 1).enabled(on),
+                .enabled(on)
+                .coherent(coherence.clone()),
+            slugs: ExactCache::new("slugs", entries, ttl, |_| 1)
+                .enabled(on)
+                .coherent(coherence.clone()),
+            lists: ExactCache::new("lists", entries, ttl, |_| 1)
+                .enabled(on)
+                .coherent(coherence.clone()),
+            tags: ExactCache::new("tags", 1, ttl, |_| 1)
+                .enabled(on)
+                .coherent(coherence.clone()),
+            profiles: ExactCache::new("profiles", entries, ttl, |_| 1)
+                .enabled(on)
+                .coherent(coherence.clone()),
+            users: ExactCache::new("users", entries, ttl, |_| 1)
+                .enabled(on)
+                .coherent(coherence.clone()),
+            feeds: ExactCache::new("feeds", entries, ttl, |_| 1)
+                .enabled(on)
+                .coherent(coherence.clone()),
             viewers: ExactCache::new("viewers", VIEWER_IDS, ttl, |v: &Arc<ViewerState>| {
                 u32::try_from(v.favorited.len() + v.following.len() + 1).unwrap_or(u32::MAX)
             })
-            .enabled(on),
-            stats: ExactCache::new("stats", entries, ttl, |_| 1).enabled(on),
+            .enabled(on)
+            .coherent(coherence.clone()),
+            stats: ExactCache::new("stats", entries, ttl, |_| 1)
+                .enabled(on)
+                .coherent(coherence.clone()),
         }
     }
 }
@@ -320,41 +336,132 @@ impl App {
             .map_err(from_shared)
     }
 
-    /// Forgets the dashboard numbers of `users` (after a write changed them).
-    pub(crate) async fn forget_stats(&self, users: &[UserId]) {
-        for user in users {
-            self.cache.stats.invalidate(user).await;
+    // Invalidation, called by writes after they commit and before they answer: applied
+    // here, then announced to the other instances (see quire-cache's `Coherence`).
+
+    /// Applies `changes` to this instance's caches, then announces them; a write whose
+    /// changes cannot be announced is answered 503 (it committed, but another instance could
+    /// still serve what it replaced).
+    pub(crate) async fn forget(&self, changes: &[Invalidation]) -> AppResult<()> {
+        for change in changes {
+            self.apply(change).await;
+        }
+        if self.coherence.is_standalone() {
+            return Ok(());
+        }
+        let encoded = serde_json::to_vec(changes).map_err(|e| AppError::Internal(e.to_string()))?;
+        self.coherence.announce(encoded).await.map_err(|e| {
+            tracing::warn!(error = %e, "a committed write could not be announced to the other instances");
+            AppError::Overloaded
+        })
+    }
+
+    /// Applies invalidations another instance announced (bytes from [`Self::forget`]).
+    pub async fn apply_announced(&self, encoded: &[u8]) {
+        match serde_json::from_slice::<Vec<Invalidation>>(encoded) {
+            Ok(changes) => {
+                for change in &changes {
+                    self.apply(change).await;
+                }
+            }
+            Err(error) => {
+                // Unknown to this binary (a newer instance?): forgetting everything is exact.
+                tracing::warn!(error = %error, "unreadable invalidation; forgetting every cached value");
+                self.forget_everything();
+            }
         }
     }
 
-    /// Forgets what `user` favorited and follows, and so their feed (after they change either).
-    pub(crate) async fn forget_viewer(&self, user: UserId) {
-        self.cache.viewers.invalidate(&user).await;
-        self.cache.feeds.invalidate(&user).await;
+    /// Forgets every cached value (after this instance may have missed invalidations).
+    pub fn forget_everything(&self) {
+        let c = &self.cache;
+        c.articles.invalidate_all();
+        c.slugs.invalidate_all();
+        c.lists.invalidate_all();
+        c.tags.invalidate_all();
+        c.profiles.invalidate_all();
+        c.users.invalidate_all();
+        c.feeds.invalidate_all();
+        c.viewers.invalidate_all();
+        c.stats.invalidate_all();
     }
 
-    // Invalidation, called by writes after they commit and before they answer.
-
-    pub(crate) async fn forget_article(&self, article: &ArticleRecord) {
-        self.cache.articles.invalidate(&article.id).await;
-        self.cache.slugs.invalidate(&article.slug).await;
-    }
-
-    /// After an article appears or disappears: every list, feed and the tag list may change.
-    pub(crate) fn forget_lists_and_tags(&self) {
-        self.cache.lists.invalidate_all();
-        self.cache.feeds.invalidate_all();
-        self.cache.tags.invalidate_all();
-    }
-
-    pub(crate) async fn forget_user(&self, id: UserId, usernames: &[&str]) {
-        self.cache.users.invalidate(&id).await;
-        for name in usernames {
-            self.cache.profiles.invalidate(&name.to_lowercase()).await;
+    async fn apply(&self, change: &Invalidation) {
+        let c = &self.cache;
+        match change {
+            Invalidation::Article { id, slug } => {
+                c.articles.invalidate(&ArticleId(*id)).await;
+                c.slugs.invalidate(slug).await;
+            }
+            Invalidation::ArticleText(id) => c.articles.invalidate(&ArticleId(*id)).await,
+            Invalidation::Slug(slug) => c.slugs.invalidate(slug).await,
+            Invalidation::ListsAndTags => {
+                c.lists.invalidate_all();
+                c.feeds.invalidate_all();
+                c.tags.invalidate_all();
+            }
+            Invalidation::Lists => c.lists.invalidate_all(),
+            Invalidation::Stats(users) => {
+                for user in users {
+                    c.stats.invalidate(&UserId(*user)).await;
+                }
+            }
+            Invalidation::Viewer(user) => {
+                c.viewers.invalidate(&UserId(*user)).await;
+                c.feeds.invalidate(&UserId(*user)).await;
+            }
+            Invalidation::User { id, usernames } => {
+                let id = UserId(*id);
+                c.users.invalidate(&id).await;
+                for name in usernames {
+                    c.profiles.invalidate(&name.to_lowercase()).await;
+                }
+                // Articles embed their author's profile.
+                c.articles
+                    .invalidate_where(move |a| a.record.author.id == id);
+            }
         }
-        // Articles embed their author's profile.
-        self.cache
-            .articles
-            .invalidate_where(move |a| a.record.author.id == id);
+    }
+}
+
+/// What a write changed, as the caches see it: applied locally and announced to the other
+/// instances (JSON, so instances of neighbouring versions can read each other's).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Invalidation {
+    /// An article's text and its slug's mapping.
+    Article { id: i64, slug: String },
+    /// An article's text only (its favorite count changed).
+    ArticleText(i64),
+    /// What a slug names.
+    Slug(String),
+    /// Every list, feed and the tag list (an article appeared or disappeared).
+    ListsAndTags,
+    /// Every list (an author was renamed).
+    Lists,
+    /// These users' dashboard numbers.
+    Stats(Vec<i64>),
+    /// What a user favorited and follows, and so their feed.
+    Viewer(i64),
+    /// A user's record, their profile under each name, and the articles embedding it.
+    User { id: i64, usernames: Vec<String> },
+}
+
+impl Invalidation {
+    pub(crate) fn article(article: &ArticleRecord) -> Self {
+        Self::Article {
+            id: article.id.0,
+            slug: article.slug.clone(),
+        }
+    }
+
+    pub(crate) fn stats(users: &[UserId]) -> Self {
+        Self::Stats(users.iter().map(|u| u.0).collect())
+    }
+
+    pub(crate) fn user(id: UserId, usernames: &[&str]) -> Self {
+        Self::User {
+            id: id.0,
+            usernames: usernames.iter().map(|n| (*n).to_owned()).collect(),
+        }
     }
 }

@@ -152,6 +152,8 @@ pub struct AppParts {
     pub events: Arc<dyn quire_events::EventBus>,
     pub max_media_bytes: u64,
     pub cache: CacheSettings,
+    /// Keeps the caches exact across instances ([`quire_cache::Standalone`] for one).
+    pub coherence: Arc<dyn quire_cache::Coherence>,
 }
 
 /// Handles to everything the use cases need. Cheap to share: wrap it in an `Arc` once.
@@ -173,9 +175,16 @@ pub struct App {
     blob_lifecycle: tokio::sync::Mutex<()>,
     /// Viewer-independent data, invalidated by writes.
     cache: cache::ReadCache,
+    /// Carries invalidations to the other instances and fences reads.
+    coherence: Arc<dyn quire_cache::Coherence>,
 }
 
 impl App {
+    /// Whether the other instances can be reached (always, for one instance alone).
+    pub async fn peers_ready(&self) -> bool {
+        self.coherence.ready().await
+    }
+
     pub fn new(parts: AppParts) -> Self {
         Self {
             store: parts.store,
@@ -185,7 +194,8 @@ impl App {
             events: parts.events,
             max_media_bytes: parts.max_media_bytes,
             blob_lifecycle: tokio::sync::Mutex::new(()),
-            cache: cache::ReadCache::new(parts.cache),
+            cache: cache::ReadCache::new(parts.cache, &parts.coherence),
+            coherence: parts.coherence,
         }
     }
 }

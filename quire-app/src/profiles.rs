@@ -3,6 +3,7 @@
 use quire_domain::{FieldError, Username};
 use quire_store::Profile;
 
+use crate::cache::Invalidation;
 use crate::{App, AppError, AppResult, ArticleQuery, SeenArticle, UserStats, Viewer};
 
 /// A username from a URL; one that cannot exist is simply not found.
@@ -82,18 +83,20 @@ impl App {
             return Err(FieldError::new("username", "cannot follow yourself").into());
         }
         let followed = self.store.follow(viewer.id(), &username).await;
-        self.forget_viewer(viewer.id()).await;
+        self.forget(&[Invalidation::Viewer(viewer.id().0)]).await?;
         let followed = followed?.ok_or(AppError::NotFound("profile"))?;
-        self.forget_stats(&[viewer.id(), followed.id]).await;
+        self.forget(&[Invalidation::stats(&[viewer.id(), followed.id])])
+            .await?;
         Ok(followed)
     }
 
     pub async fn unfollow(&self, viewer: &Viewer, username: &str) -> AppResult<Profile> {
         let username = username_in_path(username)?;
         let unfollowed = self.store.unfollow(viewer.id(), &username).await;
-        self.forget_viewer(viewer.id()).await;
+        self.forget(&[Invalidation::Viewer(viewer.id().0)]).await?;
         let unfollowed = unfollowed?.ok_or(AppError::NotFound("profile"))?;
-        self.forget_stats(&[viewer.id(), unfollowed.id]).await;
+        self.forget(&[Invalidation::stats(&[viewer.id(), unfollowed.id])])
+            .await?;
         Ok(unfollowed)
     }
 }

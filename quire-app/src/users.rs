@@ -3,6 +3,7 @@
 use quire_domain::{Bio, Email, FieldError, FieldErrors, ImageUrl, Password, UserId, Username};
 use quire_store::{NewUser, UserChanges, UserRecord};
 
+use crate::cache::Invalidation;
 use crate::{
     App, AppError, AppResult, AuthFailure, LoginInput, NewUserInput, SignedInUser, UpdateUserInput,
     Viewer,
@@ -54,7 +55,8 @@ impl App {
             })
             .await?;
         // A lookup of this name before it existed may be cached as absent.
-        self.forget_user(user.id, &[&user.username]).await;
+        self.forget(&[Invalidation::user(user.id, &[&user.username])])
+            .await?;
         let token = self.tokens.issue(user.id)?;
         Ok(SignedInUser { user, token })
     }
@@ -153,12 +155,15 @@ impl App {
         let renamed = changes.username.is_some();
         let updated = self.store.update_user(viewer.id(), changes).await;
         let user = updated?.ok_or(AppError::Unauthorized(AuthFailure::Invalid))?;
-        self.forget_user(user.id, &[&viewer.user.username, &user.username])
-            .await;
+        let mut changes = vec![Invalidation::user(
+            user.id,
+            &[&viewer.user.username, &user.username],
+        )];
         if renamed {
             // Lists filtered by author name change with the name.
-            self.cache.lists.invalidate_all();
+            changes.push(Invalidation::Lists);
         }
+        self.forget(&changes).await?;
         Ok(SignedInUser {
             user,
             token: viewer.token,

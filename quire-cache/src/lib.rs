@@ -7,9 +7,10 @@
 //! cache) with a newer epoch; an entry older than its stamp is never served. Concurrent misses
 //! for one key load once (moka's `try_get_with`).
 //!
-//! Invalidation is by key or by floor (everything loaded before now). A multi-instance setup
-//! carries the same calls to other processes (e.g. over Redis pub/sub); this crate only needs
-//! them applied locally. Knows nothing of what it caches.
+//! Invalidation is by key or by floor (everything loaded before now). Across instances, the
+//! application announces its invalidations and each request passes a fence ([`Coherence`],
+//! implemented over Redis by quire-redis) before any cache serves it. Knows nothing of what
+//! it caches.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -19,6 +20,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use moka::future::Cache;
+
+mod coherence;
+
+pub use coherence::{Coherence, RequestScoped, Standalone, Unannounced, admitted, request_scope};
 
 /// How long an invalidation stamp outlives its key: far longer than any load takes.
 const STAMP_TTL: Duration = Duration::from_secs(600);
@@ -42,6 +47,8 @@ pub struct ExactCache<K, V> {
     misses: OnceLock<metrics::Counter>,
     /// When off, every read loads and nothing is kept (see [`Self::enabled`]).
     enabled: bool,
+    /// Asked once per request whether cached values may be served (see [`Coherence`]).
+    coherence: Arc<dyn Coherence>,
 }
 
 impl<K, V> ExactCache<K, V>
@@ -75,7 +82,20 @@ where
             hits: OnceLock::new(),
             misses: OnceLock::new(),
             enabled: true,
+            coherence: Arc::new(Standalone),
         }
+    }
+
+    /// This cache kept exact across instances by `coherence`: a read it does not admit
+    /// loads from the store and keeps nothing.
+    pub fn coherent(mut self, coherence: Arc<dyn Coherence>) -> Self {
+        self.coherence = coherence;
+        self
+    }
+
+    /// Whether the current request may be served from this cache.
+    async fn usable(&self) -> bool {
+        self.enabled && admitted(&*self.coherence).await
     }
 
     /// This cache switched on or off. Off, it keeps nothing: every read is a miss that loads
@@ -120,7 +140,7 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        if !self.enabled {
+        if !self.usable().await {
             self.miss();
             return load().await;
         }
@@ -154,7 +174,7 @@ where
 
     /// The cached value of `key`, if fresh (for batch loading: see [`Self::insert`]).
     pub async fn get(&self, key: &K) -> Option<V> {
-        if !self.enabled {
+        if !self.usable().await {
             return None;
         }
         let entry = self.values.get(key).await?;
@@ -175,7 +195,7 @@ where
     /// invalidation happened since, the value is never served.
     pub async fn insert(&self, key: K, value: V, started: u64) {
         self.miss();
-        if !self.enabled {
+        if !self.usable().await {
             return;
         }
         self.values

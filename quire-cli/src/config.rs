@@ -56,6 +56,7 @@ pub enum LogFormat {
 /// Whether the read cache is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CacheMode {
+    Auto,
     On,
     Off,
 }
@@ -331,11 +332,30 @@ pub struct Settings {
     )]
     pub live_backlog: usize,
 
-    /// The in-process read cache: `on`, or `off` (every read goes to the database; for
-    /// instances that share a PostgreSQL database without a way to hear of each other's
-    /// writes, and to measure the database's own cost).
-    #[arg(long, env = "QUIRE_CACHE", value_enum, default_value_t = CacheMode::On, global = true)]
+    /// The in-process read cache. `auto`: on, except on PostgreSQL without --redis (where
+    /// other instances could write without telling this one); `on` there declares this the
+    /// only instance; `off` sends every read to the database.
+    #[arg(long, env = "QUIRE_CACHE", value_enum, default_value_t = CacheMode::Auto, global = true)]
     pub cache: CacheMode,
+
+    /// Redis, for running many instances as one: exact caches across instances, live events
+    /// reaching every instance's subscribers (e.g. redis://127.0.0.1:6379/0).
+    #[arg(long, env = "QUIRE_REDIS_URL", global = true)]
+    pub redis: Option<String>,
+
+    /// Prefix of every Redis key quire uses (deployments sharing one Redis need different ones).
+    #[arg(
+        long,
+        env = "QUIRE_REDIS_PREFIX",
+        default_value = "quire:",
+        global = true
+    )]
+    pub redis_prefix: String,
+
+    /// Fault drills only: wait this long before applying each batch of invalidations from
+    /// other instances, making this instance a slow follower (default 0).
+    #[arg(long, env = "QUIRE_REDIS_APPLY_DELAY", default_value = "0s", value_parser = humantime::parse_duration, hide = true, global = true)]
+    pub redis_apply_delay: Duration,
 
     /// Memory for cached article text, in MiB (profiles, slugs and list pages come on top).
     #[arg(long, env = "QUIRE_CACHE_MIB", default_value_t = 128, global = true)]

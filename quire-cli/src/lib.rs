@@ -2,6 +2,7 @@
 //! the router and the engine, and runs the sub-commands. `main.rs` stays thin so that tests
 //! can run a whole server on a port-0 listener with [`serve`].
 
+mod cluster;
 mod config;
 pub mod copy;
 mod secret;
@@ -154,22 +155,39 @@ pub async fn serve(
     let blobs = FsBlobStore::open(&media_dir)
         .await
         .with_context(|| format!("cannot open media directory {}", media_dir.display()))?;
-    let app = App::new(AppParts {
+    let local_events = Arc::new(InProcessBus::new(
+        settings.live_lag_limit,
+        settings.live_backlog,
+    ));
+    let cluster = cluster::Cluster::join(&settings, local_events).await?;
+    let cache_on = match settings.cache {
+        CacheMode::On => true,
+        CacheMode::Off => false,
+        CacheMode::Auto => {
+            let shared = matches!(url, DatabaseUrl::Postgres(_)) && settings.redis.is_none();
+            if shared {
+                tracing::info!(
+                    "read cache off: PostgreSQL without --redis (give --cache on if this is the only instance)"
+                );
+            }
+            !shared
+        }
+    };
+    let app = Arc::new(App::new(AppParts {
         store,
         tokens,
         passwords,
         blobs: Arc::new(blobs),
-        events: Arc::new(InProcessBus::new(
-            settings.live_lag_limit,
-            settings.live_backlog,
-        )),
+        events: cluster.events.clone(),
         max_media_bytes: settings.max_media_bytes,
         cache: CacheSettings {
             article_bytes: settings.cache_mib.saturating_mul(1024 * 1024),
-            enabled: settings.cache == CacheMode::On,
+            enabled: cache_on,
             ..CacheSettings::default()
         },
-    });
+        coherence: cluster.coherence.clone(),
+    }));
+    cluster.start(&app);
     let live = LiveConfig {
         ping_interval: settings.live_ping_interval,
         send_timeout: settings.live_send_timeout,
@@ -178,11 +196,7 @@ pub async fn serve(
         max_per_ip: settings.live_max_per_ip,
     };
     let rate_limits_config = rate_limits(&settings)?;
-    let state = AppState::new(
-        Arc::new(app),
-        live,
-        RateLimits::new(rate_limits_config.clone()),
-    );
+    let state = AppState::new(app, live, RateLimits::new(rate_limits_config.clone()));
     state.rate_limits.spawn_housekeeping();
     quire_http::metrics::recorder();
     quire_http::metrics::spawn_lag_probe();

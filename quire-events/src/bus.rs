@@ -71,12 +71,20 @@ impl InProcessBus {
     }
 }
 
-impl EventBus for InProcessBus {
-    fn publish(&self, draft: EventDraft) {
-        // One lock orders ids, the backlog and delivery identically.
+impl InProcessBus {
+    /// Delivers an event numbered elsewhere (by a stream shared with other instances). Ids
+    /// must increase; an id not above the last one delivered is dropped (a duplicate).
+    pub fn deliver_numbered(&self, id: u64, carried: crate::Carried) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let event = Arc::new(Event::render(state.next_id, draft));
-        state.next_id += 1;
+        if id < state.next_id {
+            return;
+        }
+        state.next_id = id + 1;
+        let event = Arc::new(Event::numbered(id, carried));
+        self.deliver(&mut state, event);
+    }
+
+    fn deliver(&self, state: &mut State, event: Arc<Event>) {
         if self.backlog_len > 0 {
             if state.backlog.len() == self.backlog_len {
                 state.backlog.pop_front();
@@ -85,6 +93,16 @@ impl EventBus for InProcessBus {
         }
         // No subscribers is not an error.
         let _ = self.sender.send(event);
+    }
+}
+
+impl EventBus for InProcessBus {
+    fn publish(&self, draft: EventDraft) {
+        // One lock orders ids, the backlog and delivery identically.
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let event = Arc::new(Event::render(state.next_id, draft));
+        state.next_id += 1;
+        self.deliver(&mut state, event);
     }
 
     fn subscribe(&self) -> Subscription {
@@ -144,6 +162,23 @@ mod tests {
             bus.publish(draft(&format!("a{i}")));
         }
         assert!(matches!(slow.next().await, Next::Lagged(6)));
+    }
+
+    #[tokio::test]
+    async fn carried_events_keep_their_rendering_under_the_stream_id() {
+        let bus = InProcessBus::new(16, 4);
+        let mut subscriber = bus.subscribe();
+        let carried = Event::carry(draft("x"));
+        bus.deliver_numbered(1_000, carried.clone());
+        bus.deliver_numbered(1_000, carried);
+        let Next::Event(event) = subscriber.next().await else {
+            panic!("no event")
+        };
+        let json: serde_json::Value = serde_json::from_str(event.text()).unwrap();
+        assert_eq!(json["id"], 1_000);
+        assert_eq!(json["type"], "article.deleted");
+        assert_eq!(json["slug"], "x");
+        assert_eq!(bus.since(0).len(), 1, "the duplicate was dropped");
     }
 
     #[test]

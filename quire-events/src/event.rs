@@ -3,10 +3,10 @@
 
 use bytes::Bytes;
 use quire_domain::{Timestamp, UserId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
     #[serde(rename = "article.created")]
     ArticleCreated,
@@ -24,7 +24,7 @@ pub enum EventKind {
 }
 
 /// Who an event concerns, for subscription matching.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topics {
     /// The article's slug (for comments: the commented article's).
     pub article: String,
@@ -122,6 +122,29 @@ impl Event {
         }
     }
 
+    /// The event rendered once, without its id, to be numbered by another process (see
+    /// [`Carried`]).
+    pub fn carry(draft: EventDraft) -> Carried {
+        let kind = draft.kind;
+        let rendered = Self::render(0, draft);
+        let text = std::str::from_utf8(&rendered.json).unwrap_or("{\"id\":0}");
+        Carried {
+            kind,
+            topics: rendered.topics,
+            tail: text.strip_prefix("{\"id\":0").unwrap_or("}").to_owned(),
+        }
+    }
+
+    /// A carried event with the id the shared stream gave it.
+    pub fn numbered(id: u64, carried: Carried) -> Self {
+        Self {
+            id,
+            kind: carried.kind,
+            topics: carried.topics,
+            json: Bytes::from(format!("{{\"id\":{id}{}", carried.tail)),
+        }
+    }
+
     /// The JSON text (always valid UTF-8).
     pub fn text(&self) -> &str {
         std::str::from_utf8(&self.json).unwrap_or_default()
@@ -172,4 +195,15 @@ impl Event {
             comment_id: Some(id),
         }
     }
+}
+
+/// An event as it travels between instances: rendered once by the instance that published
+/// it, without its id (the `id` field comes first in the wire form, so it is spliced in front
+/// of `tail` by [`Event::numbered`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Carried {
+    pub kind: EventKind,
+    pub topics: Topics,
+    /// The JSON text after `{"id":N`.
+    pub tail: String,
 }

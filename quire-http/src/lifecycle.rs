@@ -64,7 +64,7 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = LifecycleFuture<S::Future>;
+    type Future = LifecycleFuture<quire_cache::RequestScoped<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -93,7 +93,9 @@ where
         };
         let in_flight = InFlight::start();
         let start = Instant::now();
-        let inner = span.in_scope(|| self.inner.call(request));
+        // The request's own memo of whether the caches may serve it (one fence per request
+        // when instances share a database; free for one instance).
+        let inner = quire_cache::request_scope(span.in_scope(|| self.inner.call(request)));
         LifecycleFuture {
             inner,
             deadline,

@@ -9,28 +9,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::pg_server::PgServer;
-use crate::support::{QuireProcess, TestDir, get_json, register_at, spawn_quire_with_env};
-
-/// The value of the first metric line starting with `prefix`, 0 if there is none.
-async fn metric(client: &reqwest::Client, quire: &QuireProcess, prefix: &str) -> f64 {
-    let text = client
-        .get(format!("{}/metrics", quire.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|line| line.starts_with(prefix))
-        .and_then(|line| line.rsplit(' ').next())
-        .map_or(0.0, |value| value.parse().unwrap())
-}
+use crate::support::{QuireProcess, TestDir, get_json, metric, register_at, spawn_quire_with_env};
 
 /// Waits until the replica-usable gauge reads `value`.
 async fn replica_usable_becomes(client: &reqwest::Client, quire: &QuireProcess, value: f64) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(client, quire, "store_replica_usable").await != value {
+    while metric(client, &quire.base, "store_replica_usable").await != value {
         assert!(
             Instant::now() < deadline,
             "store_replica_usable never became {value}"
@@ -112,9 +96,19 @@ async fn reads_go_to_a_streaming_replica_and_clients_always_read_their_writes() 
     assert_eq!(response.status(), StatusCode::CREATED);
 
     // Replaying: the replica serves reads, and every write is read back at once.
-    let before = metric(&client, &quire, "store_reads_total{target=\"replica\"}").await;
+    let before = metric(
+        &client,
+        &quire.base,
+        "store_reads_total{target=\"replica\"}",
+    )
+    .await;
     write_then_read(&client, &base, &token, 100).await;
-    let after = metric(&client, &quire, "store_reads_total{target=\"replica\"}").await;
+    let after = metric(
+        &client,
+        &quire.base,
+        "store_reads_total{target=\"replica\"}",
+    )
+    .await;
     assert!(
         after > before,
         "reads went to the replica ({before} -> {after})"

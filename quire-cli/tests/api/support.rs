@@ -246,6 +246,9 @@ pub fn test_settings(dir: &TestDir) -> Settings {
     let mut settings = Settings::defaults();
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.database = dir.database_url();
+    // One instance per test: the cache is on for PostgreSQL too (the default turns it off
+    // there without Redis, in case other instances share the database).
+    settings.cache = quire_cli::CacheMode::On;
     settings.media_dir = Some(dir.path().join("media"));
     settings.argon2_memory_kib = 1024;
     settings.argon2_iterations = 1;
@@ -475,6 +478,22 @@ pub fn assert_timestamp(text: &Value) {
 /// GETs `url` and parses the answer as JSON, whatever its status.
 pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
     client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The sum of the metric lines of the server at `base` that start with `prefix` (0 if none).
+pub async fn metric(client: &reqwest::Client, base: &str, prefix: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| line.starts_with(prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// A `quire` process and the address it logged.

@@ -1,5 +1,5 @@
-//! `GET /health/live` (the process runs) and `GET /health/ready` (the store answers and the
-//! process is not draining), for load balancers and orchestrators.
+//! `GET /health/live` (the process runs) and `GET /health/ready` (the store and,
+//! when configured, Redis answer, and the process is not draining), for load balancers and orchestrators.
 
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ async fn live() -> Json<HealthBody> {
 #[utoipa::path(get, path = "/health/ready", tag = "Operations", operation_id = "Ready",
     responses(
         (status = 200, description = "the store answers and the process is not draining", body = HealthBody),
-        (status = 503, description = "draining or the store is unavailable", body = HealthBody),
+        (status = 503, description = "draining, or the store or Redis is unavailable", body = HealthBody),
     ))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) {
     let unavailable = |reason: &'static str| {
@@ -49,6 +49,10 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) 
         return unavailable("shutting down");
     }
     match tokio::time::timeout(READY_TIMEOUT, state.app.store.ping()).await {
+        Ok(Ok(())) if !state.app.peers_ready().await => {
+            tracing::warn!("readiness: Redis unavailable");
+            unavailable("redis unavailable")
+        }
         Ok(Ok(())) => (
             StatusCode::OK,
             Json(HealthBody {

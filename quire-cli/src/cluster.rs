@@ -1,0 +1,68 @@
+//! Joining the other instances: with `--redis`, the live event bus and the caches' coherence
+//! go through Redis (quire-redis); without it, this instance stands alone (in-process bus,
+//! [`Standalone`] coherence).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use quire_app::{App, EventBus, InProcessBus};
+use quire_cache::{Coherence, Standalone};
+use quire_redis::{Invalidate, Redis, RedisBus, RedisCoherence};
+
+use crate::Settings;
+
+/// The event bus and cache coherence of this instance.
+pub struct Cluster {
+    pub events: Arc<dyn EventBus>,
+    pub coherence: Arc<dyn Coherence>,
+    redis: Option<Arc<RedisCoherence>>,
+}
+
+impl Cluster {
+    /// Connects to Redis when configured (a wrong URL or an unreachable server stops the
+    /// start); `local` delivers events to this instance's subscribers.
+    pub async fn join(settings: &Settings, local: Arc<InProcessBus>) -> anyhow::Result<Self> {
+        let Some(url) = &settings.redis else {
+            return Ok(Self {
+                events: local,
+                coherence: Arc::new(Standalone),
+                redis: None,
+            });
+        };
+        let redis = Arc::new(
+            Redis::connect(url, &settings.redis_prefix)
+                .await
+                .map_err(anyhow::Error::msg)
+                .context("cannot use --redis")?,
+        );
+        tracing::info!(redis = %redis.name, prefix = %settings.redis_prefix, "joined the instances sharing Redis");
+        let coherence = RedisCoherence::new(redis.clone(), settings.redis_apply_delay);
+        Ok(Self {
+            events: RedisBus::start(redis, local, settings.live_backlog),
+            coherence: coherence.clone(),
+            redis: Some(coherence),
+        })
+    }
+
+    /// Starts following the other instances' invalidations into `app`'s caches.
+    pub fn start(&self, app: &Arc<App>) {
+        if let Some(coherence) = &self.redis {
+            coherence.start(Arc::new(AppCaches(app.clone())));
+        }
+    }
+}
+
+/// `App`'s caches as the target of announced invalidations.
+struct AppCaches(Arc<App>);
+
+#[async_trait]
+impl Invalidate for AppCaches {
+    async fn apply(&self, invalidation: &[u8]) {
+        self.0.apply_announced(invalidation).await;
+    }
+
+    fn forget_everything(&self) {
+        self.0.forget_everything();
+    }
+}

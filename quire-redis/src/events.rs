@@ -1,0 +1,149 @@
+//! Live events across instances: [`RedisBus`] appends each event, rendered once, to the
+//! stream `<prefix>events` (bounded length); every instance reads the stream once and delivers
+//! each event to its own subscribers through an [`InProcessBus`], numbered by its stream id.
+//! Every instance therefore sees the same events in the same order under the same ids, and a
+//! client resuming with `Last-Event-ID` on another instance gets what it missed from that
+//! instance's backlog. While Redis is unreachable, events are not delivered (live updates
+//! pause; `redis_events_dropped_total` counts what was lost) and nothing else is affected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quire_events::{Carried, Event, EventBus, EventDraft, InProcessBus, Subscription};
+
+use crate::connection::Redis;
+use crate::stream::{StreamId, xread_entries};
+
+/// How long a blocking read waits before asking again.
+const BLOCK: Duration = Duration::from_secs(1);
+
+/// An [`EventBus`] shared by every instance on one Redis.
+pub struct RedisBus {
+    redis: Arc<Redis>,
+    stream: String,
+    local: Arc<InProcessBus>,
+    max_len: usize,
+}
+
+impl RedisBus {
+    /// `local` delivers to this instance's subscribers; the stream keeps about `max_len`
+    /// events (at least the resume backlog). Starts the stream reader.
+    pub fn start(redis: Arc<Redis>, local: Arc<InProcessBus>, max_len: usize) -> Arc<Self> {
+        let bus = Arc::new(Self {
+            stream: redis.key("events"),
+            redis,
+            local,
+            max_len: max_len.max(1000),
+        });
+        tokio::spawn(bus.clone().read());
+        bus
+    }
+
+    /// Reads the stream from where this process joined it, delivering each event locally.
+    async fn read(self: Arc<Self>) {
+        // Start after the newest event: a process delivers what is published after it started.
+        let mut last = loop {
+            match self.newest().await {
+                Some(id) => break id,
+                None => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        loop {
+            let mut connection = match self.redis.dedicated(BLOCK).await {
+                Ok(connection) => connection,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            loop {
+                let read = self
+                    .redis
+                    .read_stream(&mut connection, &self.stream, last, 1024, BLOCK)
+                    .await;
+                let Ok(entries) = read else {
+                    tracing::warn!(
+                        "lost the live event stream; live updates pause until it is back"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                };
+                for entry in entries {
+                    last = entry.id;
+                    let Some(carried) = entry
+                        .field("e")
+                        .and_then(|e| serde_json::from_slice::<Carried>(e).ok())
+                    else {
+                        continue;
+                    };
+                    self.local.deliver_numbered(entry.id.as_u64(), carried);
+                }
+            }
+        }
+    }
+
+    /// The newest id in the stream (`0-0` if it is empty).
+    async fn newest(&self) -> Option<StreamId> {
+        let reply: redis::Value = self
+            .redis
+            .query(
+                redis::cmd("XREVRANGE")
+                    .arg(&self.stream)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1),
+                "xrevrange",
+            )
+            .await
+            .ok()?;
+        let wrapped = redis::Value::Array(vec![redis::Value::Array(vec![
+            redis::Value::BulkString(self.stream.clone().into_bytes()),
+            reply,
+        ])]);
+        Some(
+            xread_entries(&wrapped)
+                .first()
+                .map_or(StreamId::default(), |e| e.id),
+        )
+    }
+}
+
+impl EventBus for RedisBus {
+    fn publish(&self, draft: EventDraft) {
+        let carried = Event::carry(draft);
+        let Ok(encoded) = serde_json::to_vec(&carried) else {
+            return;
+        };
+        let redis = self.redis.clone();
+        let stream = self.stream.clone();
+        let max_len = self.max_len;
+        // Never blocks the write path: the append runs on its own.
+        tokio::spawn(async move {
+            let appended = redis
+                .query::<()>(
+                    redis::cmd("XADD")
+                        .arg(&stream)
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(max_len)
+                        .arg("*")
+                        .arg("e")
+                        .arg(encoded),
+                    "xadd",
+                )
+                .await;
+            if appended.is_err() {
+                metrics::counter!("redis_events_dropped_total").increment(1);
+            }
+        });
+    }
+
+    fn subscribe(&self) -> Subscription {
+        self.local.subscribe()
+    }
+
+    fn since(&self, id: u64) -> Vec<Arc<Event>> {
+        self.local.since(id)
+    }
+}
