@@ -85,17 +85,10 @@ impl Redis {
         command: &redis::Cmd,
         what: &'static str,
     ) -> RedisResult<T> {
-        let started = Instant::now();
-        let result = match self.connection().await {
-            Ok(mut connection) => command.query_async(&mut connection).await,
-            Err(e) => Err(e),
-        };
-        self.record(what, started, result.is_ok());
-        if result.is_err() {
-            // Made again on the next use.
-            self.shared.lock().unwrap().take();
-        }
-        result
+        self.on_shared(what, |mut connection| async move {
+            command.query_async(&mut connection).await
+        })
+        .await
     }
 
     /// Runs `script` with `keys` and `args` on the shared connection.
@@ -106,7 +99,6 @@ impl Redis {
         args: &[&[u8]],
         what: &'static str,
     ) -> RedisResult<T> {
-        let started = Instant::now();
         let mut invocation = script.prepare_invoke();
         for key in keys {
             invocation.key(*key);
@@ -114,8 +106,25 @@ impl Redis {
         for arg in args {
             invocation.arg(*arg);
         }
+        self.on_shared(what, |mut connection| async move {
+            invocation.invoke_async(&mut connection).await
+        })
+        .await
+    }
+
+    /// Runs one round trip on the shared connection, timed and counted under `what`; after
+    /// an error the connection is made again on the next use.
+    async fn on_shared<T, Fut>(
+        &self,
+        what: &'static str,
+        run: impl FnOnce(MultiplexedConnection) -> Fut,
+    ) -> RedisResult<T>
+    where
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        let started = Instant::now();
         let result = match self.connection().await {
-            Ok(mut connection) => invocation.invoke_async(&mut connection).await,
+            Ok(connection) => run(connection).await,
             Err(e) => Err(e),
         };
         self.record(what, started, result.is_ok());

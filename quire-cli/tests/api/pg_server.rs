@@ -157,12 +157,16 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// Whether the tests run as root (asked once).
 fn running_as_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| {
+        std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+    })
 }
 
 /// A command running one of PostgreSQL's programs: as `postgres` through `runuser` when the
