@@ -83,20 +83,29 @@ impl App {
             return Err(FieldError::new("username", "cannot follow yourself").into());
         }
         let followed = self.store.follow(viewer.id(), &username).await;
-        self.forget(&[Invalidation::Viewer(viewer.id().0)]).await?;
+        self.forget(&follow_changes(viewer, &followed)).await?;
         let followed = followed?.ok_or(AppError::NotFound("profile"))?;
-        self.forget(&[Invalidation::stats(&[viewer.id(), followed.id])])
-            .await?;
         Ok(followed)
     }
 
     pub async fn unfollow(&self, viewer: &Viewer, username: &str) -> AppResult<Profile> {
         let username = username_in_path(username)?;
         let unfollowed = self.store.unfollow(viewer.id(), &username).await;
-        self.forget(&[Invalidation::Viewer(viewer.id().0)]).await?;
+        self.forget(&follow_changes(viewer, &unfollowed)).await?;
         let unfollowed = unfollowed?.ok_or(AppError::NotFound("profile"))?;
-        self.forget(&[Invalidation::stats(&[viewer.id(), unfollowed.id])])
-            .await?;
         Ok(unfollowed)
     }
+}
+
+/// What a follow or unfollow changed: the viewer's follows and feed (even if it failed, as it
+/// may have committed), and both users' dashboard numbers when it found the profile.
+fn follow_changes(
+    viewer: &Viewer,
+    result: &Result<Option<Profile>, quire_store::StoreError>,
+) -> Vec<Invalidation> {
+    let mut changes = vec![Invalidation::Viewer(viewer.id().0)];
+    if let Ok(Some(profile)) = result {
+        changes.push(Invalidation::stats(&[viewer.id(), profile.id]));
+    }
+    changes
 }

@@ -91,6 +91,18 @@ impl Redis {
         .await
     }
 
+    /// Sends `pipeline` (its commands in order, one round trip) on the shared connection.
+    pub(crate) async fn pipeline(
+        &self,
+        pipeline: &redis::Pipeline,
+        what: &'static str,
+    ) -> RedisResult<()> {
+        self.on_shared(what, |mut connection| async move {
+            pipeline.query_async(&mut connection).await
+        })
+        .await
+    }
+
     /// Runs `script` with `keys` and `args` on the shared connection.
     pub(crate) async fn script<T: FromRedisValue>(
         &self,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quire_events::{Carried, Event, EventBus, EventDraft, InProcessBus, Subscription};
+use tokio::sync::mpsc;
 
 use crate::connection::Redis;
 use crate::stream::{StreamId, xread_entries};
@@ -17,26 +18,66 @@ use crate::stream::{StreamId, xread_entries};
 /// How long a blocking read waits before asking again.
 const BLOCK: Duration = Duration::from_secs(1);
 
+/// Events waiting to be appended, at most; past it new events are dropped (and counted)
+/// rather than delaying writes.
+const OUTBOX: usize = 4096;
+
+/// Events appended in one round trip, at most.
+const BATCH: usize = 256;
+
 /// An [`EventBus`] shared by every instance on one Redis.
 pub struct RedisBus {
     redis: Arc<Redis>,
     stream: String,
     local: Arc<InProcessBus>,
     max_len: usize,
+    /// To the one task that appends events, in the order they were published.
+    outbox: mpsc::Sender<Vec<u8>>,
 }
 
 impl RedisBus {
     /// `local` delivers to this instance's subscribers; the stream keeps about `max_len`
     /// events (at least the resume backlog). Starts the stream reader.
     pub fn start(redis: Arc<Redis>, local: Arc<InProcessBus>, max_len: usize) -> Arc<Self> {
+        let (outbox, pending) = mpsc::channel(OUTBOX);
         let bus = Arc::new(Self {
             stream: redis.key("events"),
             redis,
             local,
             max_len: max_len.max(1000),
+            outbox,
         });
         tokio::spawn(bus.clone().read());
+        tokio::spawn(bus.clone().append(pending));
         bus
+    }
+
+    /// Appends published events in publishing order, as many per round trip as are waiting.
+    /// Ends when the bus is dropped.
+    async fn append(self: Arc<Self>, mut pending: mpsc::Receiver<Vec<u8>>) {
+        let weak = Arc::downgrade(&self);
+        drop(self);
+        let mut batch = Vec::with_capacity(BATCH);
+        while pending.recv_many(&mut batch, BATCH).await > 0 {
+            let Some(bus) = weak.upgrade() else { return };
+            let mut pipeline = redis::pipe();
+            for encoded in batch.drain(..) {
+                pipeline
+                    .cmd("XADD")
+                    .arg(&bus.stream)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(bus.max_len)
+                    .arg("*")
+                    .arg("e")
+                    .arg(encoded)
+                    .ignore();
+            }
+            let count = pipeline.cmd_iter().count() as u64;
+            if bus.redis.pipeline(&pipeline, "xadd").await.is_err() {
+                metrics::counter!("redis_events_dropped_total").increment(count);
+            }
+        }
     }
 
     /// Reads the stream from where this process joined it, delivering each event locally.
@@ -115,28 +156,10 @@ impl EventBus for RedisBus {
         let Ok(encoded) = serde_json::to_vec(&carried) else {
             return;
         };
-        let redis = self.redis.clone();
-        let stream = self.stream.clone();
-        let max_len = self.max_len;
-        // Never blocks the write path: the append runs on its own.
-        tokio::spawn(async move {
-            let appended = redis
-                .query::<()>(
-                    redis::cmd("XADD")
-                        .arg(&stream)
-                        .arg("MAXLEN")
-                        .arg("~")
-                        .arg(max_len)
-                        .arg("*")
-                        .arg("e")
-                        .arg(encoded),
-                    "xadd",
-                )
-                .await;
-            if appended.is_err() {
-                metrics::counter!("redis_events_dropped_total").increment(1);
-            }
-        });
+        // Never blocks the write path: one task appends, in publishing order.
+        if self.outbox.try_send(encoded).is_err() {
+            metrics::counter!("redis_events_dropped_total").increment(1);
+        }
     }
 
     fn subscribe(&self) -> Subscription {
