@@ -1,6 +1,6 @@
-//! Joining the other instances: with `--redis`, the live event bus and the caches' coherence
-//! go through Redis (quire-redis); without it, this instance stands alone (in-process bus,
-//! [`Standalone`] coherence).
+//! Joining the other instances: with `--redis`, the live event bus, the caches' coherence and
+//! the rate-limit buckets go through Redis (quire-redis); without it, this instance stands
+//! alone (in-process bus, [`Standalone`] coherence, in-process buckets).
 
 use std::sync::Arc;
 
@@ -8,7 +8,8 @@ use anyhow::Context;
 use async_trait::async_trait;
 use quire_app::{App, EventBus, InProcessBus};
 use quire_cache::{Coherence, Standalone};
-use quire_redis::{Invalidate, Redis, RedisBus, RedisCoherence};
+use quire_http::rate_limit::{Rate, SharedAnswer, SharedBuckets};
+use quire_redis::{Bucket, Invalidate, Redis, RedisBuckets, RedisBus, RedisCoherence};
 
 use crate::Settings;
 
@@ -16,6 +17,8 @@ use crate::Settings;
 pub struct Cluster {
     pub events: Arc<dyn EventBus>,
     pub coherence: Arc<dyn Coherence>,
+    /// Rate-limit buckets shared by every instance (none: in-process only).
+    pub buckets: Option<Arc<dyn SharedBuckets>>,
     redis: Option<Arc<RedisCoherence>>,
 }
 
@@ -27,6 +30,7 @@ impl Cluster {
             return Ok(Self {
                 events: local,
                 coherence: Arc::new(Standalone),
+                buckets: None,
                 redis: None,
             });
         };
@@ -39,6 +43,7 @@ impl Cluster {
         tracing::info!(redis = %redis.name, prefix = %settings.redis_prefix, "joined the instances sharing Redis");
         let coherence = RedisCoherence::new(redis.clone(), settings.redis_apply_delay);
         Ok(Self {
+            buckets: Some(Arc::new(SharedRateLimits(RedisBuckets::new(redis.clone())))),
             events: RedisBus::start(redis, local, settings.live_backlog),
             coherence: coherence.clone(),
             redis: Some(coherence),
@@ -64,5 +69,33 @@ impl Invalidate for AppCaches {
 
     fn forget_everything(&self) {
         self.0.forget_everything();
+    }
+}
+
+/// The Redis buckets as the HTTP layer's shared rate limits.
+struct SharedRateLimits(RedisBuckets);
+
+#[async_trait]
+impl SharedBuckets for SharedRateLimits {
+    async fn check(&self, buckets: &[(String, Rate)]) -> Result<Vec<SharedAnswer>, String> {
+        let buckets: Vec<Bucket> = buckets
+            .iter()
+            .map(|(key, rate)| Bucket {
+                key: key.clone(),
+                interval: rate.period / rate.count.max(1),
+                burst: rate.burst,
+            })
+            .collect();
+        Ok(self
+            .0
+            .check(&buckets)
+            .await?
+            .into_iter()
+            .map(|a| SharedAnswer {
+                allowed: a.allowed,
+                remaining: a.remaining,
+                wait: a.wait,
+            })
+            .collect())
     }
 }

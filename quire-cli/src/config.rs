@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// quire: a RealWorld ("Conduit") blog backend in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "quire", version, about, long_about = None)]
+#[command(name = "quire", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -461,5 +461,11 @@ mod tests {
         assert!(!cli.settings.http2);
         let cli = Cli::parse_from(["quire", "migrate", "--database", "sqlite://x.db"]);
         assert_eq!(cli.settings.database, "sqlite://x.db");
+    }
+
+    #[test]
+    fn a_flag_given_twice_takes_the_last_value() {
+        let cli = Cli::parse_from(["quire", "--rate-limit-ip", "0", "--rate-limit-ip", "5"]);
+        assert_eq!(cli.settings.rate_limit_ip, 5);
     }
 }

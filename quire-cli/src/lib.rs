@@ -196,7 +196,11 @@ pub async fn serve(
         max_per_ip: settings.live_max_per_ip,
     };
     let rate_limits_config = rate_limits(&settings)?;
-    let state = AppState::new(app, live, RateLimits::new(rate_limits_config.clone()));
+    let state = AppState::new(
+        app,
+        live,
+        RateLimits::with_shared(rate_limits_config.clone(), cluster.buckets.clone()),
+    );
     state.rate_limits.spawn_housekeeping();
     quire_http::metrics::recorder();
     quire_http::metrics::spawn_lag_probe();

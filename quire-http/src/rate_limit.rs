@@ -4,13 +4,20 @@
 //! `X-RateLimit-Remaining` and `X-RateLimit-Reset` of the tightest bucket that applied.
 //! Health probes and `/metrics` are never limited. Buckets idle long enough to be full again
 //! are forgotten every minute, so memory follows the active clients only.
+//!
+//! With [`SharedBuckets`] (Redis, for many instances) the buckets live there, checked in one
+//! round trip per request, so N instances allow what one would. When it cannot answer, the
+//! in-process buckets take over (logged once, counted in `rate_limit_fallback_total`): never
+//! all traffic refused, never all let through.
 
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -76,6 +83,30 @@ pub struct RateLimitConfig {
     pub trusted_proxies: TrustedProxies,
 }
 
+/// What a shared bucket answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedAnswer {
+    pub allowed: bool,
+    pub remaining: u32,
+    /// Allowed: until the bucket is full again; refused: until its next token.
+    pub wait: Duration,
+}
+
+/// Buckets kept outside the process, shared by every instance.
+#[async_trait]
+pub trait SharedBuckets: Send + Sync + 'static {
+    /// Checks the buckets named `key` with their `Rate`s in order, in one go, taking a token
+    /// from each until one refuses; the answers of those checked. `Err`: cannot answer now.
+    async fn check(&self, buckets: &[(String, Rate)]) -> Result<Vec<SharedAnswer>, String>;
+}
+
+/// Whom a bucket counts.
+#[derive(Debug, Clone, Copy)]
+enum Subject {
+    Ip(IpAddr),
+    User(UserId),
+}
+
 type Limiter<K> =
     RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
@@ -84,8 +115,12 @@ pub struct RateLimits {
     per_ip: Option<Limiter<IpAddr>>,
     per_user: Option<Limiter<UserId>>,
     auth: Option<Limiter<IpAddr>>,
+    config: RateLimitConfig,
     trusted_proxies: TrustedProxies,
     clock: DefaultClock,
+    shared: Option<Arc<dyn SharedBuckets>>,
+    /// The shared buckets did not answer last time: the in-process ones are in use.
+    falling_back: AtomicBool,
 }
 
 fn limiter<K: Hash + Eq + Clone>(rate: Option<Rate>) -> Option<Limiter<K>> {
@@ -109,13 +144,85 @@ enum Verdict {
 
 impl RateLimits {
     pub fn new(config: RateLimitConfig) -> Arc<Self> {
+        Self::with_shared(config, None)
+    }
+
+    /// Limits whose buckets live in `shared` (the in-process ones are the fallback).
+    pub fn with_shared(
+        config: RateLimitConfig,
+        shared: Option<Arc<dyn SharedBuckets>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             per_ip: limiter(config.per_ip),
             per_user: limiter(config.per_user),
             auth: limiter(config.auth),
-            trusted_proxies: config.trusted_proxies,
+            trusted_proxies: config.trusted_proxies.clone(),
+            config,
             clock: DefaultClock::default(),
+            shared,
+            falling_back: AtomicBool::new(false),
         })
+    }
+
+    /// Checks the buckets `checks` name, in order, stopping at the first refusal: in the
+    /// shared store when there is one and it answers, else in process.
+    async fn check_all(&self, checks: &[(&'static str, Subject)]) -> Vec<Verdict> {
+        if checks.is_empty() {
+            return Vec::new();
+        }
+        if let Some(shared) = &self.shared {
+            let buckets: Vec<(String, Rate)> = checks
+                .iter()
+                .filter_map(|(name, subject)| {
+                    let key = match subject {
+                        Subject::Ip(ip) => format!("{name}:{ip}"),
+                        Subject::User(user) => format!("{name}:{user}"),
+                    };
+                    Some((key, self.rate(name)?))
+                })
+                .collect();
+            match shared.check(&buckets).await {
+                Ok(answers) => {
+                    if self.falling_back.swap(false, Ordering::Relaxed) {
+                        tracing::info!("rate limits are shared again");
+                    }
+                    return answers
+                        .into_iter()
+                        .zip(&buckets)
+                        .map(|(answer, (_, rate))| shared_verdict(answer, *rate))
+                        .collect();
+                }
+                Err(error) => {
+                    metrics::counter!("rate_limit_fallback_total").increment(1);
+                    if !self.falling_back.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(%error, "shared rate limits unavailable; each instance limits on its own until they are back");
+                    }
+                }
+            }
+        }
+        let mut verdicts = Vec::with_capacity(checks.len());
+        for (name, subject) in checks {
+            let verdict = match (subject, *name) {
+                (Subject::Ip(ip), "auth") => self.auth.as_ref().map(|l| self.check(l, ip)),
+                (Subject::Ip(ip), _) => self.per_ip.as_ref().map(|l| self.check(l, ip)),
+                (Subject::User(user), _) => self.per_user.as_ref().map(|l| self.check(l, user)),
+            };
+            let Some(verdict) = verdict else { continue };
+            let refused = matches!(verdict, Verdict::Refused { .. });
+            verdicts.push(verdict);
+            if refused {
+                break;
+            }
+        }
+        verdicts
+    }
+
+    fn rate(&self, name: &str) -> Option<Rate> {
+        match name {
+            "ip" => self.config.per_ip,
+            "auth" => self.config.auth,
+            _ => self.config.per_user,
+        }
     }
 
     /// Forgets full buckets every minute, for as long as the limits exist.
@@ -160,6 +267,21 @@ impl RateLimits {
         Verdict::Refused {
             limit: not_until.quota().burst_size().get(),
             retry_after: not_until.wait_time_from(self.clock.now()),
+        }
+    }
+}
+
+fn shared_verdict(answer: SharedAnswer, rate: Rate) -> Verdict {
+    if answer.allowed {
+        Verdict::Allowed {
+            limit: rate.burst,
+            remaining: answer.remaining,
+            reset: answer.wait,
+        }
+    } else {
+        Verdict::Refused {
+            limit: rate.burst,
+            retry_after: answer.wait,
         }
     }
 }
@@ -210,33 +332,31 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     if exempt(path) {
         return next.run(request).await;
     }
-    let mut tightest = Tightest::default();
-    let by_ip = [
-        ("ip", limits.per_ip.as_ref()),
-        (
-            "auth",
-            limits
-                .auth
-                .as_ref()
-                .filter(|_| is_sign_in_or_registration(request.method(), path)),
-        ),
-    ];
+    let mut checks: Vec<(&'static str, Subject)> = Vec::with_capacity(3);
     if let Some(ip) = client {
-        for (name, limiter) in by_ip {
-            if let Some(limiter) = limiter
-                && let Some(refused) = tightest.note(name, limits.check(limiter, &ip))
-            {
-                return refused;
-            }
+        if limits.per_ip.is_some() {
+            checks.push(("ip", Subject::Ip(ip)));
+        }
+        if limits.auth.is_some() && is_sign_in_or_registration(request.method(), path) {
+            checks.push(("auth", Subject::Ip(ip)));
         }
     }
-    if let Some(limiter) = &limits.per_user
-        && let Ok(Some(token)) = token_from(request.headers())
-        && let Ok(user) = state.app.tokens.verify(token)
-    {
-        if let Some(refused) = tightest.note("user", limits.check(limiter, &user)) {
+    let user = limits
+        .per_user
+        .is_some()
+        .then(|| token_from(request.headers()).ok().flatten())
+        .flatten()
+        .and_then(|token| state.app.tokens.verify(token).ok());
+    if let Some(user) = user {
+        checks.push(("user", Subject::User(user)));
+    }
+    let mut tightest = Tightest::default();
+    for ((name, _), verdict) in checks.iter().zip(limits.check_all(&checks).await) {
+        if let Some(refused) = tightest.note(name, verdict) {
             return refused;
         }
+    }
+    if let Some(user) = user {
         // The extractors reuse this check instead of verifying the signature again.
         request.extensions_mut().insert(VerifiedToken(user));
     }

@@ -10,14 +10,18 @@
 //!   reads the stream once and fans events out locally, so `Last-Event-ID` resumes on any
 //!   instance.
 //!
+//! - [`RedisBuckets`] holds the rate-limit buckets, so N instances allow what one would.
+//!
 //! [`Redis`] is the shared connection (reconnecting by itself) with metrics for round trips
 //! and errors. Knows nothing of HTTP, the store or what the caches hold.
 
 mod coherence;
 mod connection;
 mod events;
+mod limits;
 mod stream;
 
 pub use coherence::{Invalidate, RedisCoherence};
 pub use connection::Redis;
 pub use events::RedisBus;
+pub use limits::{Bucket, BucketAnswer, RedisBuckets};

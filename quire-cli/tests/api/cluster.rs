@@ -230,3 +230,64 @@ async fn live_events_cross_instances_and_resume_on_any_of_them() {
         })
         .await
 }
+
+/// Statuses of `count` GETs of `/api/tags`, spread round-robin over `instances`.
+async fn tag_statuses(
+    client: &reqwest::Client,
+    instances: &[&QuireProcess],
+    count: usize,
+) -> Vec<StatusCode> {
+    let mut statuses = Vec::with_capacity(count);
+    for n in 0..count {
+        let quire = instances[n % instances.len()];
+        let response = client
+            .get(format!("{}/api/tags", quire.base))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status());
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_allow_what_one_would_and_limit_alone_without_redis() {
+    Backend::Postgres
+        .run(async {
+            let mut redis = RedisServer::start().await;
+            let dir = TestDir::new().await;
+            // One request per second per address, a burst of 10: the 30 requests take far less.
+            let limits = ["--rate-limit-ip", "1", "--rate-limit-ip-burst", "10"];
+            let mut instances = Vec::new();
+            for _ in 0..3 {
+                instances.push(instance(&dir, &redis, &limits).await);
+            }
+            let all: Vec<&QuireProcess> = instances.iter().collect();
+            let client = reqwest::Client::new();
+            let statuses = tag_statuses(&client, &all, 30).await;
+            let allowed = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+            let refused = statuses
+                .iter()
+                .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+                .count();
+            assert_eq!(allowed + refused, 30, "{statuses:?}");
+            assert!(
+                (10..=11).contains(&allowed),
+                "one burst of 10 shared by three instances, {allowed} allowed: {statuses:?}"
+            );
+
+            // Redis gone: each instance limits on its own (its own burst), never refusing
+            // everything and never letting everything through.
+            drop(redis.child.take());
+            let statuses = tag_statuses(&client, &all[..1], 15).await;
+            let allowed = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+            assert!(
+                (10..=11).contains(&allowed),
+                "one instance's own burst, {allowed} allowed: {statuses:?}"
+            );
+            let fallbacks = metric(&client, &all[0].base, "rate_limit_fallback_total").await;
+            assert!(fallbacks > 0.0);
+            redis.run().await;
+        })
+        .await
+}
