@@ -98,4 +98,13 @@ impl SharedBuckets for SharedRateLimits {
             })
             .collect())
     }
+
+    async fn count(
+        &self,
+        keys: &[String],
+        add: bool,
+        window: std::time::Duration,
+    ) -> Result<Vec<(u64, std::time::Duration)>, String> {
+        self.0.count(keys, add, window).await
+    }
 }

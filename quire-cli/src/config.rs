@@ -177,24 +177,47 @@ pub struct Settings {
     )]
     pub rate_limit_user_burst: u32,
 
-    /// Sign-ins and registrations per minute allowed from one client IP (0: off): the
-    /// strict limit against password guessing.
+    /// Registrations per minute allowed from one client IP (0: off). Sign-ins are limited by
+    /// their failures instead (--sign-in-failures).
     #[arg(
         long,
         env = "QUIRE_RATE_LIMIT_AUTH",
-        default_value_t = 10,
+        default_value_t = 20,
         global = true
     )]
     pub rate_limit_auth: u32,
 
-    /// Sign-ins and registrations one client IP may send at once.
+    /// Registrations one client IP may send at once.
     #[arg(
         long,
         env = "QUIRE_RATE_LIMIT_AUTH_BURST",
-        default_value_t = 10,
+        default_value_t = 20,
         global = true
     )]
     pub rate_limit_auth_burst: u32,
+
+    /// Failed sign-ins allowed per account within --sign-in-failure-window (0: off); past
+    /// them, sign-ins for that account get 429 until the window ends.
+    #[arg(
+        long,
+        env = "QUIRE_SIGN_IN_FAILURES",
+        default_value_t = 10,
+        global = true
+    )]
+    pub sign_in_failures: u32,
+
+    /// Failed sign-ins allowed per client IP within --sign-in-failure-window (0: off).
+    #[arg(
+        long,
+        env = "QUIRE_SIGN_IN_FAILURES_IP",
+        default_value_t = 30,
+        global = true
+    )]
+    pub sign_in_failures_ip: u32,
+
+    /// The window failed sign-ins are counted in, e.g. 15m.
+    #[arg(long, env = "QUIRE_SIGN_IN_FAILURE_WINDOW", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
+    pub sign_in_failure_window: Duration,
 
     /// Proxies (addresses or networks, comma-separated, e.g. `127.0.0.1,10.0.0.0/8`) whose
     /// `X-Forwarded-For` names the client; from anyone else the header is ignored. Set this

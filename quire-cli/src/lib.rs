@@ -18,6 +18,7 @@ use quire_app::{
 use quire_http::client_ip::TrustedProxies;
 use quire_http::live::LiveConfig;
 use quire_http::rate_limit::{Rate, RateLimitConfig, RateLimits};
+use quire_http::sign_in_guard::SignInLimits;
 use quire_http::{AppState, HttpConfig};
 use quire_media::FsBlobStore;
 use quire_serve::ServeConfig;
@@ -89,6 +90,11 @@ fn rate_limits(settings: &Settings) -> anyhow::Result<RateLimitConfig> {
         per_ip: Rate::per_second(settings.rate_limit_ip, settings.rate_limit_ip_burst),
         per_user: Rate::per_second(settings.rate_limit_user, settings.rate_limit_user_burst),
         auth: Rate::per_minute(settings.rate_limit_auth, settings.rate_limit_auth_burst),
+        sign_in: SignInLimits {
+            per_account: settings.sign_in_failures,
+            per_ip: settings.sign_in_failures_ip,
+            window: settings.sign_in_failure_window,
+        },
         trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?,
     })

@@ -17,6 +17,7 @@ mod range;
 pub mod rate_limit;
 mod render;
 mod routes;
+pub mod sign_in_guard;
 mod views;
 
 use std::sync::Arc;

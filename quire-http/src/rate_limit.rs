@@ -1,5 +1,6 @@
 //! Request rate limits: token buckets (governor's GCRA) per client IP, per signed-in user,
-//! and a strict one per client IP on sign-in and registration. A request over any of them
+//! and a stricter one per client IP on registration (failed sign-ins are limited by
+//! [`crate::sign_in_guard`]). A request over any of them
 //! gets 429 with `Retry-After`; every limited response carries `X-RateLimit-Limit`,
 //! `X-RateLimit-Remaining` and `X-RateLimit-Reset` of the tightest bucket that applied.
 //! Health probes and `/metrics` are never limited. Buckets idle long enough to be full again
@@ -31,6 +32,7 @@ use quire_serve::PeerAddr;
 
 use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::extract::{VerifiedToken, token_from};
+use crate::sign_in_guard::{SignInGuard, SignInLimits};
 use crate::{ApiError, AppState};
 
 const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -78,8 +80,10 @@ impl Rate {
 pub struct RateLimitConfig {
     pub per_ip: Option<Rate>,
     pub per_user: Option<Rate>,
-    /// Sign-ins and registrations, per client IP.
+    /// Registrations, per client IP.
     pub auth: Option<Rate>,
+    /// Failed sign-ins, per account and per client IP.
+    pub sign_in: SignInLimits,
     pub trusted_proxies: TrustedProxies,
 }
 
@@ -98,6 +102,15 @@ pub trait SharedBuckets: Send + Sync + 'static {
     /// Checks the buckets named `key` with their `Rate`s in order, in one go, taking a token
     /// from each until one refuses; the answers of those checked. `Err`: cannot answer now.
     async fn check(&self, buckets: &[(String, Rate)]) -> Result<Vec<SharedAnswer>, String>;
+
+    /// Fixed-window counters: each key's count in its window of length `window` (started by
+    /// its first count) and the time left of it, after adding one to each when `add`.
+    async fn count(
+        &self,
+        keys: &[String],
+        add: bool,
+        window: Duration,
+    ) -> Result<Vec<(u64, Duration)>, String>;
 }
 
 /// Whom a bucket counts.
@@ -121,6 +134,8 @@ pub struct RateLimits {
     shared: Option<Arc<dyn SharedBuckets>>,
     /// The shared buckets did not answer last time: the in-process ones are in use.
     falling_back: AtomicBool,
+    /// Failed sign-ins, counted by the login handler.
+    pub sign_in: SignInGuard,
 }
 
 fn limiter<K: Hash + Eq + Clone>(rate: Option<Rate>) -> Option<Limiter<K>> {
@@ -157,8 +172,9 @@ impl RateLimits {
             per_user: limiter(config.per_user),
             auth: limiter(config.auth),
             trusted_proxies: config.trusted_proxies.clone(),
-            config,
+            config: config.clone(),
             clock: DefaultClock::default(),
+            sign_in: SignInGuard::new(config.sign_in, shared.clone()),
             shared,
             falling_back: AtomicBool::new(false),
         })
@@ -254,6 +270,7 @@ impl RateLimits {
             l.retain_recent();
             l.shrink_to_fit();
         }
+        self.sign_in.forget_ended();
     }
 
     fn check<K: Hash + Eq + Clone>(&self, limiter: &Limiter<K>, key: &K) -> Verdict {
@@ -302,8 +319,8 @@ fn exempt(path: &str) -> bool {
     path.starts_with("/health/") || path == "/metrics"
 }
 
-fn is_sign_in_or_registration(method: &Method, path: &str) -> bool {
-    method == Method::POST && matches!(path, "/api/users" | "/api/users/login")
+fn is_registration(method: &Method, path: &str) -> bool {
+    method == Method::POST && path == "/api/users"
 }
 
 fn whole_seconds(duration: Duration) -> u64 {
@@ -337,7 +354,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         if limits.per_ip.is_some() {
             checks.push(("ip", Subject::Ip(ip)));
         }
-        if limits.auth.is_some() && is_sign_in_or_registration(request.method(), path) {
+        if limits.auth.is_some() && is_registration(request.method(), path) {
             checks.push(("auth", Subject::Ip(ip)));
         }
     }

@@ -35,6 +35,26 @@ end
 return out
 ";
 
+/// `KEYS`: counters; `ARGV[1]`: `1` to add one to each; `ARGV[2]`: window in ms. Returns each
+/// counter's count and milliseconds left of its window (a window starts at its first count).
+const COUNT: &str = r"
+local out = {}
+for _, key in ipairs(KEYS) do
+  local n
+  if ARGV[1] == '1' then
+    n = redis.call('INCR', key)
+    if n == 1 then redis.call('PEXPIRE', key, ARGV[2]) end
+  else
+    n = tonumber(redis.call('GET', key) or 0)
+  end
+  local left = redis.call('PTTL', key)
+  if left < 0 then left = tonumber(ARGV[2]) end
+  table.insert(out, n)
+  table.insert(out, left)
+end
+return out
+";
+
 /// One bucket to check: its name (under the deployment's prefix), one token per `interval`,
 /// `burst` at once.
 pub struct Bucket {
@@ -56,6 +76,7 @@ pub struct BucketAnswer {
 pub struct RedisBuckets {
     redis: Arc<Redis>,
     script: redis::Script,
+    count: redis::Script,
 }
 
 impl RedisBuckets {
@@ -63,7 +84,44 @@ impl RedisBuckets {
         Self {
             redis,
             script: redis::Script::new(GCRA),
+            count: redis::Script::new(COUNT),
         }
+    }
+
+    /// Fixed-window counters `keys` (under the deployment's prefix): each one's count and
+    /// the time left of its window, after adding one to each when `add`.
+    pub async fn count(
+        &self,
+        keys: &[String],
+        add: bool,
+        window: Duration,
+    ) -> Result<Vec<(u64, Duration)>, String> {
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|k| self.redis.key(&format!("rl:{k}")))
+            .collect();
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let window_ms = window.as_millis().max(1).to_string();
+        let add = if add { "1" } else { "0" };
+        let flat: Vec<i64> = self
+            .redis
+            .script(
+                &self.count,
+                &key_refs,
+                &[add.as_bytes(), window_ms.as_bytes()],
+                "count",
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(flat
+            .chunks_exact(2)
+            .map(|c| {
+                (
+                    u64::try_from(c[0]).unwrap_or(0),
+                    Duration::from_millis(u64::try_from(c[1]).unwrap_or(0)),
+                )
+            })
+            .collect())
     }
 
     /// Checks `buckets` in order (one round trip), stopping at the first refusal; the answers

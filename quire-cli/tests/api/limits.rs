@@ -74,28 +74,47 @@ async fn requests_past_the_per_ip_burst_get_429_with_retry_after() {
 }
 
 api_test! {
-async fn sign_in_and_registration_have_a_strict_limit_by_default() {
+async fn sign_ins_are_limited_by_failures_and_registrations_by_a_budget_by_default() {
     let defaults = quire_cli::Settings::defaults();
     let app = TestApp::start_with(|s| {
         s.rate_limit_auth = defaults.rate_limit_auth;
         s.rate_limit_auth_burst = defaults.rate_limit_auth_burst;
+        s.sign_in_failures = defaults.sign_in_failures;
+        s.sign_in_failures_ip = defaults.sign_in_failures_ip;
     })
     .await;
-    let allowed = defaults.rate_limit_auth_burst as usize;
-    assert!(allowed >= 5, "the default lets a few attempts through");
     app.register("first").await;
-    let login = json!({"user": {"email": "first@example.com", "password": "wrong-password"}});
-    for _ in 1..allowed {
-        let (status, _) = app.post("/api/users/login", None, login.clone()).await;
+    // A test suite signing in again and again is never limited.
+    let right = json!({"user": {"email": "first@example.com", "password": "password-first"}});
+    for _ in 0..100 {
+        let (status, body) = app.post("/api/users/login", None, right.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // Guessing one account's password is: refused well before the 30th wrong password.
+    let wrong = json!({"user": {"email": "First@example.com", "password": "wrong-password"}});
+    let allowed = defaults.sign_in_failures as usize;
+    assert!((3..30).contains(&allowed), "{allowed}");
+    for _ in 0..allowed {
+        let (status, _) = app.post("/api/users/login", None, wrong.clone()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let (status, body) = app.post("/api/users/login", None, login.clone()).await;
+    let (status, body) = app.post("/api/users/login", None, wrong.clone()).await;
     assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate");
-    let new_user = json!({"user": {"username": "second", "email": "second@example.com",
-                                   "password": "password-second"}});
-    let (status, _) = app.post("/api/users", None, new_user).await;
+    // Registrations have a budget a test suite fits in, and no more.
+    let budget = defaults.rate_limit_auth_burst as usize;
+    assert!(budget >= 10, "{budget}");
+    for n in 1..budget {
+        let new_user = json!({"user": {"username": format!("user{n}"),
+                                       "email": format!("user{n}@example.com"),
+                                       "password": "password-user"}});
+        let (status, body) = app.post("/api/users", None, new_user).await;
+        assert_eq!(status, StatusCode::CREATED, "registration {n}: {body}");
+    }
+    let one_more = json!({"user": {"username": "late", "email": "late@example.com",
+                                   "password": "password-late"}});
+    let (status, _) = app.post("/api/users", None, one_more).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    // Reading is not sign-in: other routes still answer.
+    // Reading is not signing in: other routes still answer.
     assert_eq!(app.get("/api/tags", None).await.0, StatusCode::OK);
 }
 }

@@ -257,6 +257,8 @@ pub fn test_settings(dir: &TestDir) -> Settings {
     settings.rate_limit_ip = 0;
     settings.rate_limit_user = 0;
     settings.rate_limit_auth = 0;
+    settings.sign_in_failures = 0;
+    settings.sign_in_failures_ip = 0;
     settings
 }
 
@@ -557,6 +559,10 @@ async fn start_quire(
             "--rate-limit-user",
             "0",
             "--rate-limit-auth",
+            "0",
+            "--sign-in-failures",
+            "0",
+            "--sign-in-failures-ip",
             "0",
         ])
         .args(extra)

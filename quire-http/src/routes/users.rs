@@ -1,13 +1,14 @@
 //! `POST /users/login` (Login), `POST /users` (CreateUser), `GET /user` (GetCurrentUser),
 //! `PUT /user` (UpdateCurrentUser).
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use quire_app::{LoginInput, NewUserInput, SignedInUser, UpdateUserInput};
+use axum::{Extension, Json};
+use quire_app::{AppError, AuthFailure, LoginInput, NewUserInput, SignedInUser, UpdateUserInput};
 use serde::Deserialize;
 
+use crate::client_ip::ClientIp;
 use crate::extract::{ApiJson, AuthUser};
 use crate::openapi::CommonErrors;
 use crate::views::UserBody;
@@ -38,10 +39,25 @@ fn user_response(status: StatusCode, user: &SignedInUser) -> Response {
     responses((status = 200, body = UserBody<'static>), CommonErrors))]
 async fn login(
     State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
     ApiJson(body): ApiJson<UserEnvelope<LoginInput>>,
 ) -> Result<Response, ApiError> {
-    let user = state.app.login(body.user).await?;
-    Ok(user_response(StatusCode::OK, &user))
+    let ip = client.map(|Extension(ClientIp(ip))| ip);
+    let email = body.user.email.clone().unwrap_or_default();
+    let guard = &state.rate_limits.sign_in;
+    if let Some(wait) = guard.refusal(ip, &email).await {
+        metrics::counter!("http_rate_limited_total", "limit" => "sign_in").increment(1);
+        return Err(ApiError::too_many_requests(wait.as_secs().max(1)));
+    }
+    match state.app.login(body.user).await {
+        Ok(user) => Ok(user_response(StatusCode::OK, &user)),
+        Err(error) => {
+            if matches!(error, AppError::Unauthorized(AuthFailure::BadCredentials)) {
+                guard.failed(ip, &email).await;
+            }
+            Err(error.into())
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/users", tag = "User and Authentication", operation_id = "CreateUser",
