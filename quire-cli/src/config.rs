@@ -236,13 +236,10 @@ pub struct Settings {
     pub request_timeout: Duration,
 
     /// Most client connections open at once; beyond it new ones wait in the listen backlog.
-    #[arg(
-        long,
-        env = "QUIRE_MAX_CONNECTIONS",
-        default_value_t = 10_000,
-        global = true
-    )]
-    pub max_connections: usize,
+    /// Default: what the open-files limit holds (raised to the hard limit at start) less 512
+    /// descriptors kept for the database, media and logs.
+    #[arg(long, env = "QUIRE_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
 
     /// Most connections open at once from one IP address (trusted proxies exempt); past
     /// it new connections from that address are answered 503 and closed.
@@ -310,14 +307,10 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_LIVE_SEND_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub live_send_timeout: Duration,
 
-    /// Live connections (WebSocket and SSE) at most; beyond it upgrades get 503.
-    #[arg(
-        long,
-        env = "QUIRE_LIVE_MAX_CONNECTIONS",
-        default_value_t = 50_000,
-        global = true
-    )]
-    pub live_max_connections: usize,
+    /// Live connections (WebSocket and SSE) at most; beyond it upgrades get 503. Default:
+    /// the connection ceiling (--max-connections).
+    #[arg(long, env = "QUIRE_LIVE_MAX_CONNECTIONS", global = true)]
+    pub live_max_connections: Option<usize>,
 
     /// Live connections at most from one client IP.
     #[arg(

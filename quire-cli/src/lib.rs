@@ -5,6 +5,7 @@
 mod cluster;
 mod config;
 pub mod copy;
+mod open_files;
 mod secret;
 pub mod telemetry;
 
@@ -130,6 +131,29 @@ async fn tls(settings: &Settings) -> anyhow::Result<Option<Tls>> {
     Ok(Some(tls))
 }
 
+/// The connection ceiling: `--max-connections`, or what the open-files limit (raised to the
+/// hard limit first) holds.
+fn connection_ceiling(settings: &Settings) -> usize {
+    let raised = open_files::raise();
+    let ceiling = settings
+        .max_connections
+        .unwrap_or_else(|| raised.map_or(10_000, |(_, now, _)| open_files::connection_budget(now)));
+    match raised {
+        Some((before, now, hard)) => tracing::info!(
+            open_files_before = before,
+            open_files = now,
+            open_files_hard = hard,
+            max_connections = ceiling,
+            "open-files limit"
+        ),
+        None => tracing::warn!(
+            max_connections = ceiling,
+            "cannot read the open-files limit"
+        ),
+    }
+    ceiling
+}
+
 /// `quire migrate`: brings the database schema up to date and returns.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let (url, _store) = open_store(settings).await?;
@@ -194,11 +218,12 @@ pub async fn serve(
         coherence: cluster.coherence.clone(),
     }));
     cluster.start(&app);
+    let max_connections = connection_ceiling(&settings);
     let live = LiveConfig {
         ping_interval: settings.live_ping_interval,
         send_timeout: settings.live_send_timeout,
         max_message_bytes: settings.live_max_message_bytes,
-        max_connections: settings.live_max_connections,
+        max_connections: settings.live_max_connections.unwrap_or(max_connections),
         max_per_ip: settings.live_max_per_ip,
     };
     let rate_limits_config = rate_limits(&settings)?;
@@ -226,7 +251,7 @@ pub async fn serve(
         keep_alive: settings.keep_alive,
         write_stall_timeout: settings.write_stall_timeout,
         http2: settings.http2,
-        max_connections: settings.max_connections,
+        max_connections,
         max_connections_per_ip: settings.max_connections_per_ip,
         per_ip_exempt: rate_limits_config.trusted_proxies.networks().to_vec(),
         shutdown_grace: settings.shutdown_grace,

@@ -344,7 +344,7 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
 api_test! {
 async fn connection_ceilings_answer_503() {
     let app = TestApp::start_with(|s| {
-        s.live_max_connections = 3;
+        s.live_max_connections = Some(3);
         s.live_max_per_ip = 2;
     })
     .await;

@@ -90,7 +90,7 @@ async fn shutdown_stops_accepting_and_returns() {
 
 api_test! {
 async fn connection_ceiling_holds_extra_clients_until_a_slot_frees() {
-    let app = TestApp::start_with(|s| s.max_connections = 1).await;
+    let app = TestApp::start_with(|s| s.max_connections = Some(1)).await;
     // One client holds the only slot with a keep-alive connection.
     let holder = reqwest::Client::new();
     assert_eq!(
@@ -396,4 +396,54 @@ async fn full_store_queues_shed_load_with_503_and_retry_after() {
     let (status, _) = app.get("/api/articles?favorited=nobody", None).await;
     assert_eq!(status, StatusCode::OK);
 }
+}
+
+/// Started from a shell whose soft open-files limit is the common 1,024, quire raises it to
+/// the hard limit and sizes its connection ceiling from that. One backend: about the process.
+#[tokio::test]
+async fn a_low_soft_open_files_limit_is_raised_and_the_ceiling_follows_it() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = crate::support::TestDir::new_for(crate::support::Backend::Sqlite).await;
+    let hard: u64 = String::from_utf8(
+        std::process::Command::new("bash")
+            .args(["-c", "ulimit -Hn"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .expect("a finite hard limit");
+    assert!(
+        hard > 1024,
+        "the machine's hard limit {hard} leaves nothing to raise"
+    );
+    let script = format!(
+        "ulimit -Sn 1024 && exec {} --listen 127.0.0.1:0 --log-format json --database {}",
+        env!("CARGO_BIN_EXE_quire"),
+        dir.database_url()
+    );
+    let mut child = tokio::process::Command::new("bash")
+        .args(["-c", &script])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let log = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if log["message"] == "open-files limit" {
+                return log;
+            }
+        }
+        panic!("quire exited without logging its open-files limit");
+    })
+    .await
+    .unwrap();
+    assert_eq!(log["open_files_before"], 1024);
+    assert_eq!(log["open_files"], hard);
+    assert_eq!(log["max_connections"], hard - 512);
 }
