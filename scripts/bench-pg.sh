@@ -9,7 +9,9 @@
 # - durable writes: 64 clients adding comments, quire killed with SIGKILL while they write,
 #   every acknowledged id looked up afterwards; next to pgbench running the same INSERT with
 #   64 clients on the same server in the same run;
-# - start-up: exec to /health/ready on the seeded PostgreSQL database.
+# - start-up: exec to /health/ready on the seeded PostgreSQL database;
+# - cached reads with --redis (the fence of every request, shared rate limits): quire's CPU
+#   per request next to the same instance without Redis (goal: within 15%), and Redis's.
 #
 # The data set is seeded into SQLite by `quire-bench seed`, then moved with `quire copy` into a
 # fresh PostgreSQL database (created on QUIRE_BENCH_POSTGRES_URL's server, dropped at the end).
@@ -18,7 +20,8 @@
 #
 # Environment (all optional): QUIRE_BENCH_SCALE=full|small, QUIRE_BENCH_DURATION=10s,
 # QUIRE_BENCH_WARMUP=2s, QUIRE_BENCH_CONNECTIONS=100, QUIRE_BENCH_OUT=BENCHMARKS.md,
-# QUIRE_BENCH_POSTGRES_URL=postgres://root@127.0.0.1:5432/test (trust or a password in the URL).
+# QUIRE_BENCH_POSTGRES_URL=postgres://root@127.0.0.1:5432/test (trust or a password in the URL),
+# QUIRE_BENCH_REDIS_URL=redis://127.0.0.1:6379/0 (keys under quire-bench-PID:, deleted after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +31,7 @@ warmup=${QUIRE_BENCH_WARMUP:-2s}
 connections=${QUIRE_BENCH_CONNECTIONS:-100}
 out=${QUIRE_BENCH_OUT:-BENCHMARKS.md}
 admin=${QUIRE_BENCH_POSTGRES_URL:-postgres://root@127.0.0.1:5432/test}
+redis_url=${QUIRE_BENCH_REDIS_URL:-redis://127.0.0.1:6379/0}
 port=18080
 
 case $scale in
@@ -36,9 +40,10 @@ small) seed_args=(--users 1000 --articles 10000 --favorites 100000 --follows 500
 *) echo "QUIRE_BENCH_SCALE must be full or small, not $scale" >&2; exit 2 ;;
 esac
 command -v pgbench >/dev/null || export PATH="$PATH:$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
-for tool in psql pgbench jq taskset; do
+for tool in psql pgbench jq taskset redis-cli; do
     command -v "$tool" >/dev/null || { echo "bench-pg needs $tool" >&2; exit 1; }
 done
+redis-cli -u "$redis_url" ping >/dev/null || { echo "no Redis answers at $redis_url" >&2; exit 1; }
 
 echo "== building release binaries" >&2
 cargo build --release --locked -p quire-cli -p quire-bench
@@ -55,6 +60,8 @@ cleanup() {
     [ -n "$quire_pid" ] && kill "$quire_pid" 2>/dev/null || true
     wait 2>/dev/null || true
     psql -q "$admin" -c "DROP DATABASE IF EXISTS $pg_name WITH (FORCE)" >/dev/null 2>&1 || true
+    redis-cli -u "$redis_url" --scan --pattern "quire-bench-$$:*" |
+        xargs -r redis-cli -u "$redis_url" del >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -94,10 +101,10 @@ stop_quire() {
     quire_pid=
 }
 
-# CPU ticks of every process named postgres (the server's backends and helpers).
-pg_ticks() {
+# ticks NAME: CPU ticks of every process named NAME (a server's backends and helpers).
+ticks() {
     local total=0 pid ticks
-    for pid in $(pgrep -x postgres); do
+    for pid in $(pgrep -x "$1"); do
         ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || continue
         total=$((total + ticks))
     done
@@ -112,24 +119,28 @@ measure() {
     echo "== $name: $path" >&2
     taskset -c 1 "$bench" load --url "$url" --connections "$connections" --duration "$warmup" \
         --warmup 0s --json >/dev/null
-    local before after
-    before=$(pg_ticks)
+    local before after redis_before redis_after
+    before=$(ticks postgres)
+    redis_before=$(ticks redis-server)
     taskset -c 1 "$bench" load --url "$url" --connections "$connections" --duration "$duration" \
         --warmup 0s --server-pid "$quire_pid" --json >"$work/run.json"
-    after=$(pg_ticks)
+    after=$(ticks postgres)
+    redis_after=$(ticks redis-server)
     jq -c --arg name "$name" --arg path "$path" --argjson pg_ticks "$((after - before))" \
-        --argjson hz "$(getconf CLK_TCK)" \
+        --argjson redis_ticks "$((redis_after - redis_before))" --argjson hz "$(getconf CLK_TCK)" \
         '{name: $name, path: $path, rps: .rps, responses: .responses, errors: .errors,
           quire_us: .server_cpu.us_per_request,
-          pg_us: ($pg_ticks / $hz * 1e6 / (if .responses > 0 then .responses else 1 end))}' \
+          pg_us: ($pg_ticks / $hz * 1e6 / (if .responses > 0 then .responses else 1 end)),
+          redis_us: ($redis_ticks / $hz * 1e6 / (if .responses > 0 then .responses else 1 end))}' \
         "$work/run.json" >>"$work/reads.jsonl"
 }
 
 paths=(/api/articles/article-123 "/api/articles?limit=20")
 for config in "sqlite cached|sqlite://$db|--cache on" "postgres cached|$pg_url|--cache on" \
-    "sqlite uncached|sqlite://$db|--cache off" "postgres uncached|$pg_url|--cache off"; do
+    "sqlite uncached|sqlite://$db|--cache off" "postgres uncached|$pg_url|--cache off" \
+    "postgres cached redis|$pg_url|--cache on --redis $redis_url --redis-prefix quire-bench-$$:"; do
     IFS='|' read -r name url flags <<<"$config"
-    # shellcheck disable=SC2086 # flags are two words on purpose
+    # shellcheck disable=SC2086 # flags are several words on purpose
     start_quire "$url" $flags
     for path in "${paths[@]}"; do
         measure "$name" "$path"
@@ -233,6 +244,11 @@ for path in ("/api/articles/article-123", "/api/articles?limit=20"):
     s, p = run("sqlite uncached", path), run("postgres uncached", path)
     clean = errs(s) == 0 and errs(p) == 0
     print(f"| uncached (`--cache off`) `GET {path}`: CPU per request | quire {s['quire_us']:.1f} µs ({s['rps']:.0f}/s) | quire {p['quire_us']:.1f} µs + PostgreSQL {p['pg_us']:.1f} µs ({p['rps']:.0f}/s) | reported (no goal); no errors | {ok(clean)} |")
+for path in ("/api/articles/article-123", "/api/articles?limit=20"):
+    p, r = run("postgres cached", path), run("postgres cached redis", path)
+    ratio = r["quire_us"] / p["quire_us"]
+    clean = errs(p) == 0 and errs(r) == 0
+    print(f"| cached `GET {path}` with `--redis` (a read fence per request, shared rate limits): CPU per request | — | quire {r['quire_us']:.1f} µs + Redis {r['redis_us']:.1f} µs ({r['rps']:.0f}/s) vs quire {p['quire_us']:.1f} µs without Redis; ratio {ratio:.2f} | quire within 15% of the same instance without Redis (ratio ≤ 1.15), no errors | {ok(ratio <= 1.15 and clean)} |")
 acked = durable["acked_ids"]
 wps = acked / writes["duration_s"]
 unexpected = sum(v for k, v in writes["errors"].items() if k not in ("connect", "io", "timeout"))
