@@ -128,8 +128,8 @@ pub struct RateLimits {
     per_ip: Option<Limiter<IpAddr>>,
     per_user: Option<Limiter<UserId>>,
     auth: Option<Limiter<IpAddr>>,
+    /// The rates (for the shared buckets) and the trusted proxies.
     config: RateLimitConfig,
-    trusted_proxies: TrustedProxies,
     clock: DefaultClock,
     shared: Option<Arc<dyn SharedBuckets>>,
     /// The shared buckets did not answer last time: the in-process ones are in use.
@@ -171,7 +171,6 @@ impl RateLimits {
             per_ip: limiter(config.per_ip),
             per_user: limiter(config.per_user),
             auth: limiter(config.auth),
-            trusted_proxies: config.trusted_proxies.clone(),
             config: config.clone(),
             clock: DefaultClock::default(),
             sign_in: SignInGuard::new(config.sign_in, shared.clone()),
@@ -339,6 +338,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     let limits = &state.rate_limits;
     let client = request.extensions().get::<PeerAddr>().map(|peer| {
         limits
+            .config
             .trusted_proxies
             .client_ip(peer.0.ip(), request.headers())
     });
