@@ -162,19 +162,26 @@ taskset -c 1 "$bench" load --url "http://127.0.0.1:$port/api/articles/article-1/
     --duration "$(( ${duration%s} + 60 ))s" --warmup 0s \
     --record-ids "$work/acked-ids.txt" --json >"$work/writes.json" &
 writes_pid=$!
+# quire's and PostgreSQL's CPU from the load's start to the kill: their cost per write.
+quire_write_ticks=$(awk '{print $14 + $15}' "/proc/$quire_pid/stat")
+pg_write_ticks=$(ticks postgres)
 sleep "${duration%s}"
+quire_write_ticks=$(( $(awk '{print $14 + $15}' "/proc/$quire_pid/stat") - quire_write_ticks ))
+pg_write_ticks=$(( $(ticks postgres) - pg_write_ticks ))
 kill -9 "$quire_pid"
 wait "$quire_pid" 2>/dev/null || true
 quire_pid=
 kill -TERM "$writes_pid"
 wait "$writes_pid"
 psql -qtA "$pg_url" -c "SELECT id FROM comments" >"$work/stored-ids.txt"
-durable=$(python3 - "$work/acked-ids.txt" "$work/stored-ids.txt" <<'PY'
+durable=$(python3 - "$work/acked-ids.txt" "$work/stored-ids.txt" "$quire_write_ticks" "$pg_write_ticks" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 acked = [int(l) for l in open(sys.argv[1]) if l.strip()]
 stored = {int(l) for l in open(sys.argv[2]) if l.strip()}
 lost = [i for i in acked if i not in stored]
-print(json.dumps({"acked_ids": len(acked), "lost": len(lost), "lost_sample": lost[:10]}))
+per_write = lambda ticks: int(ticks) / int(sys.argv[5]) * 1e6 / max(len(acked), 1)
+print(json.dumps({"acked_ids": len(acked), "lost": len(lost), "lost_sample": lost[:10],
+                  "quire_us": per_write(sys.argv[3]), "pg_us": per_write(sys.argv[4])}))
 PY
 )
 echo "durable writes: $durable" >&2
@@ -259,6 +266,34 @@ print(f"| durable writes: 64 clients adding comments for {writes['duration_s']:.
 print(f"| start-up on the seeded PostgreSQL database | — | exec to `/health/ready` 200 in {startup['ready_ms']:.0f} ms (best of 5) | < 200 ms | {ok(startup['ready_ms'] < 200)} |")
 print()
 print(f"pgbench command: `taskset -c 1 pgbench -n -M prepared -c 64 -j 1 -T {duration.rstrip('s')} -f insert.sql $DB` with `insert.sql` = `INSERT INTO comments (article_id, author_id, body, created_at, updated_at) VALUES (1, 1, 'a comment written under load', 1, 1) RETURNING id;`. quire's write does more per request (HTTP, token check, the article looked up by slug, the comment returned with its author), so the ratio is the cost of all that, not of the INSERT.")
+# A capacity model from the figures above (CPU per request of each part), for one
+# PostgreSQL and one Redis shared by N quire instances.
+cached = run("postgres cached redis", "/api/articles/article-123")
+miss_article = run("postgres uncached", "/api/articles/article-123")
+miss_list = run("postgres uncached", "/api/articles?limit=20")
+pg_write, quire_write = durable["pg_us"], durable["quire_us"]
+mix = {"cached": 0.95, "miss": 0.04, "write": 0.01}
+miss_pg = (miss_article["pg_us"] + miss_list["pg_us"]) / 2
+miss_quire = (miss_article["quire_us"] + miss_list["quire_us"]) / 2
+quire_cost = mix["cached"] * cached["quire_us"] + mix["miss"] * miss_quire + mix["write"] * quire_write
+pg_cost = mix["miss"] * miss_pg + mix["write"] * pg_write
+# Every request passes one fence (reads) or makes one announcement (writes), at about the
+# same Redis cost.
+redis_cost = cached["redis_us"]
+per_core = lambda us: 1e6 / us if us > 0 else float("inf")
+print()
+print("### Capacity model (on paper, from the figures above)")
+print()
+print(f"Inputs, CPU per request measured in this run: a cached article read costs quire {cached['quire_us']:.1f} µs and Redis {cached['redis_us']:.1f} µs (its read fence); a cache miss costs quire {miss_quire:.0f} µs and PostgreSQL {miss_pg:.0f} µs (mean of the uncached article and list); a durable write costs quire {quire_write:.0f} µs and PostgreSQL {pg_write:.0f} µs (the comment run above, without Redis); every request costs Redis one fence or one announcement, counted at the fence's measured cost. Mix assumed: {mix['cached']:.0%} cached reads, {mix['miss']:.0%} cache misses, {mix['write']:.0%} writes.")
+print()
+print("| part | CPU per request of the mix | requests/s one core of it carries |")
+print("|---|---|---|")
+print(f"| quire (each instance) | {quire_cost:.1f} µs | {per_core(quire_cost):,.0f} |")
+print(f"| PostgreSQL | {pg_cost:.1f} µs | {per_core(pg_cost):,.0f} |")
+print(f"| Redis (single-threaded) | {redis_cost:.2f} µs | {per_core(redis_cost):,.0f} |")
+first = min((per_core(pg_cost), "PostgreSQL"), (per_core(redis_cost), "Redis"))
+print()
+print(f"With one core each for PostgreSQL and Redis, {first[1]} saturates first, at about {first[0]:,.0f} requests/s of this mix, which {first[0] / per_core(quire_cost):.1f} quire cores serve. Writes alone: one PostgreSQL core carries about {per_core(pg_write):,.0f} durable writes/s. What to add then: for PostgreSQL-bound read misses, read replicas (`--database-replica`, built); for writes, a larger primary (writes do not spread); for Redis, a second Redis per concern (fences and limits vs events) before Redis Cluster; a second region needs its own database primary and is out of scope. A model, not a measurement: the cluster drill and the 3-instance runs of issue 14 have not measured it yet.")
 print("<!-- pg:end -->")
 PY
 python3 - "$out" "$work/pg.md" <<'PY'
