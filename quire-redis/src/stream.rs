@@ -18,10 +18,12 @@ impl StreamId {
         })
     }
 
-    /// One number per id, increasing with the id: what clients see as an event id. Holds the
-    /// sequence in its low 20 bits (a million entries in one millisecond).
+    /// One number per id, increasing with the id: what clients see as an event id. It stays
+    /// below 2^53 (until the year 2248), so JavaScript reads the JSON `id` exactly: the
+    /// sequence takes the low 10 bits, and a stream that appends more than 1,024 entries in
+    /// one millisecond (far past quire's write rate) would give the later ones a repeated id.
     pub fn as_u64(self) -> u64 {
-        (self.ms << 20) | self.seq.min((1 << 20) - 1)
+        (self.ms << 10) | self.seq.min((1 << 10) - 1)
     }
 }
 
@@ -103,7 +105,10 @@ mod tests {
         let c = StreamId::parse("1700000000001-0").unwrap();
         assert!(a < b && b < c);
         assert!(a.as_u64() < b.as_u64() && b.as_u64() < c.as_u64());
-        assert_eq!(b.as_u64(), (1_700_000_000_000 << 20) | 7);
+        assert_eq!(b.as_u64(), (1_700_000_000_000 << 10) | 7);
+        // Exact as a JavaScript number for centuries.
+        let year_2200_ms = 7_258_118_400_000_u64;
+        assert!(StreamId { ms: year_2200_ms, seq: 1023 }.as_u64() < 1 << 53);
         assert_eq!(b.to_string(), "1700000000000-7");
         assert!(StreamId::parse("nonsense").is_none());
     }

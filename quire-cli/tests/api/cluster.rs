@@ -216,6 +216,8 @@ async fn live_events_cross_instances_and_resume_on_any_of_them() {
                 "each event once, in order"
             );
             assert!(seen_on_b.iter().all(|(id, e)| e["id"] == json!(id)));
+            // Exact as JavaScript numbers (browsers parse the JSON `id` as a double).
+            assert!(seen_on_b.iter().all(|(id, _)| *id < 1 << 53));
 
             // A client that saw "first" on B resumes on A and gets "second" under the same id.
             let resumed = client
