@@ -108,7 +108,14 @@ mod tests {
         assert_eq!(b.as_u64(), (1_700_000_000_000 << 10) | 7);
         // Exact as a JavaScript number for centuries.
         let year_2200_ms = 7_258_118_400_000_u64;
-        assert!(StreamId { ms: year_2200_ms, seq: 1023 }.as_u64() < 1 << 53);
+        assert!(
+            StreamId {
+                ms: year_2200_ms,
+                seq: 1023
+            }
+            .as_u64()
+                < 1 << 53
+        );
         assert_eq!(b.to_string(), "1700000000000-7");
         assert!(StreamId::parse("nonsense").is_none());
     }
