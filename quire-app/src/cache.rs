@@ -11,10 +11,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quire_cache::{Coherence, ExactCache};
+use quire_cache::{AuditSettings, Auditor, Coherence, ExactCache};
 use quire_domain::{ArticleId, Page, Tag, UserId};
-use quire_store::{ArticleFilter, ArticleRecord, Count, Profile, StoreError, UserRecord};
+use quire_store::{ArticleFilter, ArticleRecord, Profile, Store, StoreError, UserRecord};
 
+use crate::cache_audit::{self as audit, reload_from};
 use crate::{App, AppError, AppResult, SeenArticle, SharedArticle, Viewer};
 
 /// Sizing of the read cache.
@@ -28,6 +29,8 @@ pub struct CacheSettings {
     pub ttl: Duration,
     /// Off: nothing is cached, every read goes to the store.
     pub enabled: bool,
+    /// How a sample of cache hits is checked against the store (see quire-cache's `Auditor`).
+    pub audit: AuditSettings,
 }
 
 impl Default for CacheSettings {
@@ -37,6 +40,7 @@ impl Default for CacheSettings {
             entries: 100_000,
             ttl: Duration::from_secs(600),
             enabled: true,
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -76,7 +80,7 @@ pub struct UserStats {
 }
 
 /// One user's favorites and follows.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct ViewerState {
     pub favorited: HashSet<ArticleId>,
     pub following: HashSet<UserId>,
@@ -89,46 +93,67 @@ pub(crate) const FEED_CACHED: u32 = 200;
 const VIEWER_IDS: u64 = 4_000_000;
 
 impl ReadCache {
-    pub fn new(settings: CacheSettings, coherence: &Arc<dyn Coherence>) -> Self {
+    /// The caches, each kept exact by `coherence` and audited against `store`.
+    pub fn new(
+        settings: CacheSettings,
+        coherence: &Arc<dyn Coherence>,
+        store: &Arc<dyn Store>,
+    ) -> Self {
         // Twice the text: the record, and its JSON renderings kept in its memo.
         let weigh_article = |a: &Arc<SharedArticle>| {
             let a = &a.record;
             let text = a.title.len() + a.description.len() + a.body.as_ref().map_or(0, String::len);
             u32::try_from(2 * (text + 256)).unwrap_or(u32::MAX)
         };
-        let (entries, ttl, on) = (settings.entries, settings.ttl, settings.enabled);
+        let weigh_viewer = |v: &Arc<ViewerState>| {
+            u32::try_from(v.favorited.len() + v.following.len() + 1).unwrap_or(u32::MAX)
+        };
+        let entries = settings.entries;
+        let auditor = Auditor::new(settings.audit, coherence.clone());
         Self {
-            articles: ExactCache::new("articles", settings.article_bytes, ttl, weigh_article)
-                .enabled(on)
-                .coherent(coherence.clone()),
-            slugs: ExactCache::new("slugs", entries, ttl, |_| 1)
-                .enabled(on)
-                .coherent(coherence.clone()),
-            lists: ExactCache::new("lists", entries, ttl, |_| 1)
-                .enabled(on)
-                .coherent(coherence.clone()),
-            tags: ExactCache::new("tags", 1, ttl, |_| 1)
-                .enabled(on)
-                .coherent(coherence.clone()),
-            profiles: ExactCache::new("profiles", entries, ttl, |_| 1)
-                .enabled(on)
-                .coherent(coherence.clone()),
-            users: ExactCache::new("users", entries, ttl, |_| 1)
-                .enabled(on)
-                .coherent(coherence.clone()),
-            feeds: ExactCache::new("feeds", entries, ttl, |_| 1)
-                .enabled(on)
-                .coherent(coherence.clone()),
-            viewers: ExactCache::new("viewers", VIEWER_IDS, ttl, |v: &Arc<ViewerState>| {
-                u32::try_from(v.favorited.len() + v.following.len() + 1).unwrap_or(u32::MAX)
-            })
-            .enabled(on)
-            .coherent(coherence.clone()),
-            stats: ExactCache::new("stats", entries, ttl, |_| 1)
-                .enabled(on)
-                .coherent(coherence.clone()),
+            articles: exact(
+                "articles",
+                settings.article_bytes,
+                weigh_article,
+                &settings,
+                coherence,
+            )
+            .audited(&auditor, reload_from(store, audit::article)),
+            slugs: exact("slugs", entries, |_| 1, &settings, coherence)
+                .audited(&auditor, reload_from(store, audit::slug)),
+            lists: exact("lists", entries, |_| 1, &settings, coherence)
+                .audited(&auditor, reload_from(store, audit::list)),
+            tags: exact("tags", 1, |_| 1, &settings, coherence)
+                .audited(&auditor, reload_from(store, audit::tags)),
+            profiles: exact("profiles", entries, |_| 1, &settings, coherence)
+                .audited(&auditor, reload_from(store, audit::profile)),
+            users: exact("users", entries, |_| 1, &settings, coherence)
+                .audited(&auditor, reload_from(store, audit::user)),
+            feeds: exact("feeds", entries, |_| 1, &settings, coherence)
+                .audited(&auditor, reload_from(store, audit::feed)),
+            viewers: exact("viewers", VIEWER_IDS, weigh_viewer, &settings, coherence)
+                .audited(&auditor, reload_from(store, audit::viewer)),
+            stats: exact("stats", entries, |_| 1, &settings, coherence)
+                .audited(&auditor, reload_from(store, audit::stats)),
         }
     }
+}
+
+/// One cache named `name` of `capacity` units weighed by `weigh`, as `settings` say.
+fn exact<K, V>(
+    name: &'static str,
+    capacity: u64,
+    weigh: impl Fn(&V) -> u32 + Send + Sync + 'static,
+    settings: &CacheSettings,
+    coherence: &Arc<dyn Coherence>,
+) -> ExactCache<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + std::fmt::Debug + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    ExactCache::new(name, capacity, settings.ttl, weigh)
+        .enabled(settings.enabled)
+        .coherent(coherence.clone())
 }
 
 fn from_shared(error: Arc<StoreError>) -> AppError {
@@ -255,15 +280,9 @@ impl App {
         self.cache
             .viewers
             .get_or_load(&viewer, || async {
-                let (favorited, following) = tokio::try_join!(
-                    self.store.favorited_ids(viewer),
-                    self.store.following_ids(viewer)
-                )
-                .map_err(Arc::new)?;
-                Ok(Arc::new(ViewerState {
-                    favorited: favorited.into_iter().collect(),
-                    following: following.into_iter().collect(),
-                })) as Loaded<_>
+                audit::load_viewer(&*self.store, viewer)
+                    .await
+                    .map_err(Arc::new)
             })
             .await
             .map_err(from_shared)
@@ -318,19 +337,9 @@ impl App {
         self.cache
             .stats
             .get_or_load(&user, || async {
-                let count = |what| async move { self.store.count(what).await.map_err(Arc::new) };
-                let (articles, favorites_received, followers, following) = tokio::try_join!(
-                    count(Count::ArticlesBy(user)),
-                    count(Count::FavoritesReceived(user)),
-                    count(Count::Followers(user)),
-                    count(Count::Following(user)),
-                )?;
-                Ok(UserStats {
-                    articles,
-                    favorites_received,
-                    followers,
-                    following,
-                }) as Loaded<_>
+                audit::load_stats(&*self.store, user)
+                    .await
+                    .map_err(Arc::new)
             })
             .await
             .map_err(from_shared)

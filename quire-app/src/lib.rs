@@ -6,6 +6,7 @@
 
 mod articles;
 mod cache;
+mod cache_audit;
 mod comments;
 mod error;
 mod input;
@@ -42,6 +43,13 @@ pub struct SharedArticle {
     /// Its `favorited` and `author.following` are false: see [`SeenArticle`] for a reader's.
     pub record: ArticleRecord,
     pub memo: Memo,
+}
+
+/// Two versions are the same when their records are (the memo derives from the record).
+impl PartialEq for SharedArticle {
+    fn eq(&self, other: &Self) -> bool {
+        self.record == other.record
+    }
 }
 
 impl SharedArticle {
@@ -186,6 +194,7 @@ impl App {
     }
 
     pub fn new(parts: AppParts) -> Self {
+        let cache = cache::ReadCache::new(parts.cache, &parts.coherence, &parts.store);
         Self {
             store: parts.store,
             tokens: parts.tokens,
@@ -194,7 +203,7 @@ impl App {
             events: parts.events,
             max_media_bytes: parts.max_media_bytes,
             blob_lifecycle: tokio::sync::Mutex::new(()),
-            cache: cache::ReadCache::new(parts.cache, &parts.coherence),
+            cache,
             coherence: parts.coherence,
         }
     }

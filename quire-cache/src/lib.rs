@@ -21,14 +21,16 @@ use std::time::Duration;
 
 use moka::future::Cache;
 
+mod audit;
 mod coherence;
 
+pub use audit::{AuditSettings, Auditor, Reload, Stored, StoredFuture};
 pub use coherence::{Coherence, RequestScoped, Standalone, Unannounced, admitted, request_scope};
 
 /// How long an invalidation stamp outlives its key: far longer than any load takes.
 const STAMP_TTL: Duration = Duration::from_secs(600);
 
-struct Entry<V> {
+pub(crate) struct Entry<V> {
     value: V,
     /// The epoch when the load that produced `value` began.
     loaded_at: u64,
@@ -49,6 +51,8 @@ pub struct ExactCache<K, V> {
     enabled: bool,
     /// Asked once per request whether cached values may be served (see [`Coherence`]).
     coherence: Arc<dyn Coherence>,
+    /// Re-reads a sample of hits from the store (see [`Auditor`]); `None`: not audited.
+    audit: Option<audit::CacheAudit<K, V>>,
 }
 
 impl<K, V> ExactCache<K, V>
@@ -83,7 +87,30 @@ where
             misses: OnceLock::new(),
             enabled: true,
             coherence: Arc::new(Standalone),
+            audit: None,
         }
+    }
+
+    /// This cache's hits audited by `auditor`, which reads a key again with `reload`.
+    pub fn audited(mut self, auditor: &Arc<Auditor>, reload: Reload<K, V>) -> Self
+    where
+        V: PartialEq,
+    {
+        self.audit = Some(audit::CacheAudit {
+            auditor: auditor.clone(),
+            reload,
+            same: <V as PartialEq>::eq,
+        });
+        self
+    }
+
+    /// Counts a hit on `entry` and offers it to the audit.
+    fn served(&self, key: &K, entry: &Arc<Entry<V>>) -> V {
+        self.hit();
+        if let Some(audit) = &self.audit {
+            audit.sample(self.name, &self.values, key, entry);
+        }
+        entry.value.clone()
     }
 
     /// This cache kept exact across instances by `coherence`: a read it does not admit
@@ -146,8 +173,7 @@ where
         }
         if let Some(entry) = self.values.get(key).await {
             if self.fresh(key, &entry).await {
-                self.hit();
-                return Ok(entry.value.clone());
+                return Ok(self.served(key, &entry));
             }
             self.values.invalidate(key).await;
         }
@@ -179,8 +205,7 @@ where
         }
         let entry = self.values.get(key).await?;
         if self.fresh(key, &entry).await {
-            self.hit();
-            Some(entry.value.clone())
+            Some(self.served(key, &entry))
         } else {
             None
         }

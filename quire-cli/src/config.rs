@@ -373,6 +373,17 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_REDIS_APPLY_DELAY", default_value = "0s", value_parser = humantime::parse_duration, hide = true, global = true)]
     pub redis_apply_delay: Duration,
 
+    /// Fraction of cache hits re-read from the database in the background and compared with
+    /// what was served; differences that outlive the grace period are counted in
+    /// `cache_audits_total{result="mismatch"}` and logged with the key (0 turns it off).
+    #[arg(long, env = "QUIRE_CACHE_AUDIT_SAMPLE", default_value_t = 0.001, value_parser = audit_fraction, global = true)]
+    pub cache_audit_sample: f64,
+
+    /// How long a difference found by a cache audit must last to count as a mismatch (longer
+    /// than a write takes to reach every instance and than a replica may lag).
+    #[arg(long, env = "QUIRE_CACHE_AUDIT_GRACE", default_value = "3s", value_parser = humantime::parse_duration, global = true)]
+    pub cache_audit_grace: Duration,
+
     /// Memory for cached article text, in MiB (profiles, slugs and list pages come on top).
     #[arg(long, env = "QUIRE_CACHE_MIB", default_value_t = 128, global = true)]
     pub cache_mib: u64,
@@ -449,6 +460,14 @@ impl Settings {
     /// The settings with every default, as `quire serve` with no flags and no environment.
     pub fn defaults() -> Self {
         Cli::parse_from(["quire"]).settings
+    }
+}
+
+/// A fraction from 0 to 1.
+fn audit_fraction(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{raw:?} is not a fraction from 0 to 1")),
     }
 }
 

@@ -16,6 +16,7 @@ use anyhow::Context;
 use quire_app::{
     App, AppParts, CacheSettings, InProcessBus, PasswordHasher, PasswordHashing, TokenKeys,
 };
+use quire_cache::AuditSettings;
 use quire_http::client_ip::TrustedProxies;
 use quire_http::live::LiveConfig;
 use quire_http::rate_limit::{Rate, RateLimitConfig, RateLimits};
@@ -213,6 +214,11 @@ pub async fn serve(
         cache: CacheSettings {
             article_bytes: settings.cache_mib.saturating_mul(1024 * 1024),
             enabled: cache_on,
+            audit: AuditSettings {
+                sample: settings.cache_audit_sample,
+                grace: settings.cache_audit_grace,
+                ..AuditSettings::default()
+            },
             ..CacheSettings::default()
         },
         coherence: cluster.coherence.clone(),

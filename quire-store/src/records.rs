@@ -6,7 +6,7 @@ use quire_domain::{
 };
 
 /// A user as stored, including the password hash (never serialized to clients).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub id: UserId,
     pub username: String,

@@ -79,10 +79,14 @@ async fn a_write_acknowledged_on_one_instance_is_never_read_stale_on_another() {
         .run(async {
             let mut redis = RedisServer::start().await;
             let dir = TestDir::new().await;
-            let a = instance(&dir, &redis, &[]).await;
+            // Every cache hit is also audited against the database (see cache_audit.rs).
+            let audit = ["--cache-audit-sample", "1", "--cache-audit-grace", "1500ms"];
+            let a = instance(&dir, &redis, &audit).await;
             // B applies what others announce 20 ms late: without the read fence, reads on B
             // right after a write on A would be stale.
-            let b = instance(&dir, &redis, &["--redis-apply-delay", "20ms"]).await;
+            let mut slow = vec!["--redis-apply-delay", "20ms"];
+            slow.extend(audit);
+            let b = instance(&dir, &redis, &slow).await;
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -147,6 +151,16 @@ async fn a_write_acknowledged_on_one_instance_is_never_read_stale_on_another() {
                 let passed = metric(&client, &quire.base, "cache_fences_total{result=\"passed\"}").await;
                 let hits = metric(&client, &quire.base, "cache_hits_total").await;
                 assert!(passed > 100.0 && hits > 100.0, "fences passed {passed}, cache hits {hits}");
+            }
+            // Nor did the audits find a cached value that disagreed with the database.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            for quire in [&a, &b] {
+                let text = client.get(format!("{}/metrics", quire.base)).send().await.unwrap().text().await.unwrap();
+                let audited: Vec<&str> = text.lines().filter(|l| l.starts_with("cache_audits_total")).collect();
+                assert!(
+                    !audited.iter().any(|l| l.contains("\"mismatch\"")) && audited.iter().any(|l| l.contains("\"consistent\"")),
+                    "cache audits: {audited:?}"
+                );
             }
         })
         .await

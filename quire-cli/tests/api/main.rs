@@ -37,6 +37,7 @@ macro_rules! api_test {
 
 mod articles;
 mod cache;
+mod cache_audit;
 mod cluster;
 mod comments;
 mod copy;
