@@ -133,7 +133,8 @@ impl App {
             Invalidation::stats(&[viewer.id()]),
         ])
         .await?;
-        self.publish_article(EventKind::ArticleCreated, &article);
+        self.publish_article(EventKind::ArticleCreated, &article)
+            .await;
         Ok(article)
     }
 
@@ -179,7 +180,8 @@ impl App {
         }
         self.forget(&changes).await?;
         let article = updated?.ok_or(AppError::NotFound("article"))?;
-        self.publish_article(EventKind::ArticleUpdated, &article);
+        self.publish_article(EventKind::ArticleUpdated, &article)
+            .await;
         Ok(article)
     }
 
@@ -196,8 +198,8 @@ impl App {
         if !deleted? {
             return Err(AppError::NotFound("article"));
         }
-        self.events
-            .publish(Event::bare(EventKind::ArticleDeleted, topics_of(&article)));
+        self.publish(Event::bare(EventKind::ArticleDeleted, topics_of(&article)))
+            .await;
         Ok(())
     }
 
@@ -226,7 +228,8 @@ impl App {
             Invalidation::stats(&[article.author.id]),
         ])
         .await?;
-        self.publish_article(EventKind::FavoriteChanged, &article);
+        self.publish_article(EventKind::FavoriteChanged, &article)
+            .await;
         Ok(article)
     }
 

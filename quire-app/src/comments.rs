@@ -40,10 +40,11 @@ impl App {
             .ok_or(AppError::NotFound("article"))?;
         // The article may be deleted meanwhile; then nobody needs the event.
         if let Ok(article) = self.article(slug.as_str(), None).await {
-            self.events.publish(Event::comment_created(
+            self.publish(Event::comment_created(
                 topics_of(article.record()),
                 comment_snapshot(&comment),
-            ));
+            ))
+            .await;
         }
         Ok(comment)
     }
@@ -65,8 +66,8 @@ impl App {
             return Err(AppError::Forbidden("comment"));
         }
         if self.store.delete_comment(id).await? {
-            self.events
-                .publish(Event::comment_deleted(topics_of(article.record()), id.0));
+            self.publish(Event::comment_deleted(topics_of(article.record()), id.0))
+                .await;
         }
         Ok(())
     }

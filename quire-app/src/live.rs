@@ -139,14 +139,32 @@ pub(crate) fn comment_snapshot(comment: &CommentRecord) -> CommentSnapshot {
     }
 }
 
+/// Longest a write waits for its event to be safe before it answers anyway.
+const PUBLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl App {
-    /// Publishes an article event.
-    pub(crate) fn publish_article(&self, kind: EventKind, article: &ArticleRecord) {
-        self.events.publish(Event::article(
+    /// Publishes an article event (see [`Self::publish`]).
+    pub(crate) async fn publish_article(&self, kind: EventKind, article: &ArticleRecord) {
+        self.publish(Event::article(
             kind,
             topics_of(article),
             article_snapshot(article),
-        ));
+        ))
+        .await;
+    }
+
+    /// Publishes an event and waits, at most [`PUBLISH_WAIT`], until it no longer depends on
+    /// this process (in Redis, with many instances), so a write is acknowledged only once its
+    /// event will reach every subscriber even if this instance dies. Past the wait the write
+    /// answers anyway: it committed, and the bus still retries the event.
+    pub(crate) async fn publish(&self, draft: quire_events::EventDraft) {
+        let published = self.events.publish(draft);
+        if tokio::time::timeout(PUBLISH_WAIT, published.wait())
+            .await
+            .is_err()
+        {
+            metrics::counter!("live_publish_waits_expired_total").increment(1);
+        }
     }
 
     /// Events from now on; filter them with a [`LiveFilter`].
@@ -253,7 +271,7 @@ mod tests {
             author_username: username.into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
         };
-        bus.publish(Event::bare(kind, topics));
+        let _ = bus.publish(Event::bare(kind, topics));
         bus.since(0).pop().unwrap()
     }
 

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use crate::{Event, EventDraft};
 
@@ -33,10 +33,38 @@ impl Subscription {
     }
 }
 
+/// What [`EventBus::publish`] returns: settles once the event no longer depends on this
+/// process living (at once in-process; once it is in the shared stream for quire-redis), or
+/// once the bus gave up on it. A write awaits it before it answers, so no acknowledged
+/// write's event dies with the instance that made it.
+#[derive(Debug)]
+#[must_use = "a write awaits its event's publication before it answers"]
+pub struct Published(Option<oneshot::Receiver<()>>);
+
+impl Published {
+    /// Already settled.
+    pub fn settled() -> Self {
+        Self(None)
+    }
+
+    /// Settles when `sender` sends or is dropped, and the channel to give the bus.
+    pub fn pending() -> (Self, oneshot::Sender<()>) {
+        let (sender, receiver) = oneshot::channel();
+        (Self(Some(receiver)), sender)
+    }
+
+    /// Waits until the event is safe (or the bus gave up on it).
+    pub async fn wait(self) {
+        if let Some(receiver) = self.0 {
+            let _ = receiver.await;
+        }
+    }
+}
+
 /// Carries events from the write path to every live connection.
 pub trait EventBus: Send + Sync + 'static {
     /// Numbers, renders and delivers an event. Never blocks on subscribers.
-    fn publish(&self, draft: EventDraft);
+    fn publish(&self, draft: EventDraft) -> Published;
     /// Events published from now on.
     fn subscribe(&self) -> Subscription;
     /// Recent events with ids above `id`, oldest first, as far as the backlog reaches.
@@ -97,12 +125,13 @@ impl InProcessBus {
 }
 
 impl EventBus for InProcessBus {
-    fn publish(&self, draft: EventDraft) {
+    fn publish(&self, draft: EventDraft) -> Published {
         // One lock orders ids, the backlog and delivery identically.
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let event = Arc::new(Event::render(state.next_id, draft));
         state.next_id += 1;
         self.deliver(&mut state, event);
+        Published::settled()
     }
 
     fn subscribe(&self) -> Subscription {
@@ -142,7 +171,7 @@ mod tests {
         let bus = InProcessBus::new(16, 4);
         let mut a = bus.subscribe();
         let mut b = bus.subscribe();
-        bus.publish(draft("x"));
+        let _ = bus.publish(draft("x"));
         let (Next::Event(ea), Next::Event(eb)) = (a.next().await, b.next().await) else {
             panic!("no event")
         };
@@ -159,7 +188,7 @@ mod tests {
         let bus = InProcessBus::new(4, 0);
         let mut slow = bus.subscribe();
         for i in 0..10 {
-            bus.publish(draft(&format!("a{i}")));
+            let _ = bus.publish(draft(&format!("a{i}")));
         }
         assert!(matches!(slow.next().await, Next::Lagged(6)));
     }
@@ -185,7 +214,7 @@ mod tests {
     fn backlog_keeps_the_latest() {
         let bus = InProcessBus::new(16, 3);
         for i in 0..5 {
-            bus.publish(draft(&format!("a{i}")));
+            let _ = bus.publish(draft(&format!("a{i}")));
         }
         let ids: Vec<u64> = bus.since(0).iter().map(|e| e.id).collect();
         assert_eq!(ids, [3, 4, 5]);

@@ -10,7 +10,7 @@
 mod bus;
 mod event;
 
-pub use bus::{EventBus, InProcessBus, Next, Subscription};
+pub use bus::{EventBus, InProcessBus, Next, Published, Subscription};
 pub use event::{
     ArticleSnapshot, AuthorSnapshot, Carried, CommentSnapshot, Event, EventDraft, EventKind, Topics,
 };

@@ -3,14 +3,17 @@
 //! each event to its own subscribers through an [`InProcessBus`], numbered by its stream id.
 //! Every instance therefore sees the same events in the same order under the same ids, and a
 //! client resuming with `Last-Event-ID` on another instance gets what it missed from that
-//! instance's backlog. While Redis is unreachable, events are not delivered (live updates
-//! pause; `redis_events_dropped_total` counts what was lost) and nothing else is affected.
+//! instance's backlog. A write's answer waits until its event is in the stream (see
+//! [`Published`]), so killing an instance loses no acknowledged write's event. While Redis is
+//! unreachable, appends are retried for [`RETRY_FOR`] (live updates pause, then catch up);
+//! past that, or past [`OUTBOX`] waiting events, events are dropped and counted in
+//! `redis_events_dropped_total`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use quire_events::{Carried, Event, EventBus, EventDraft, InProcessBus, Subscription};
-use tokio::sync::mpsc;
+use quire_events::{Carried, Event, EventBus, EventDraft, InProcessBus, Published, Subscription};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::Redis;
 use crate::stream::{StreamId, xread_entries};
@@ -25,6 +28,12 @@ const OUTBOX: usize = 4096;
 /// Events appended in one round trip, at most.
 const BATCH: usize = 256;
 
+/// How long a batch that Redis refused is retried before its events are dropped.
+const RETRY_FOR: Duration = Duration::from_secs(10);
+
+/// An event waiting to be appended, and whom to tell once it is.
+type Pending = (Vec<u8>, oneshot::Sender<()>);
+
 /// An [`EventBus`] shared by every instance on one Redis.
 pub struct RedisBus {
     redis: Arc<Redis>,
@@ -32,7 +41,7 @@ pub struct RedisBus {
     local: Arc<InProcessBus>,
     max_len: usize,
     /// To the one task that appends events, in the order they were published.
-    outbox: mpsc::Sender<Vec<u8>>,
+    outbox: mpsc::Sender<Pending>,
 }
 
 impl RedisBus {
@@ -52,16 +61,16 @@ impl RedisBus {
         bus
     }
 
-    /// Appends published events in publishing order, as many per round trip as are waiting.
-    /// Ends when the bus is dropped.
-    async fn append(self: Arc<Self>, mut pending: mpsc::Receiver<Vec<u8>>) {
+    /// Appends published events in publishing order, as many per round trip as are waiting,
+    /// retrying a refused batch (in order) for [`RETRY_FOR`]. Ends when the bus is dropped.
+    async fn append(self: Arc<Self>, mut pending: mpsc::Receiver<Pending>) {
         let weak = Arc::downgrade(&self);
         drop(self);
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
         while pending.recv_many(&mut batch, BATCH).await > 0 {
             let Some(bus) = weak.upgrade() else { return };
             let mut pipeline = redis::pipe();
-            for encoded in batch.drain(..) {
+            for (encoded, _) in &batch {
                 pipeline
                     .cmd("XADD")
                     .arg(&bus.stream)
@@ -73,9 +82,19 @@ impl RedisBus {
                     .arg(encoded)
                     .ignore();
             }
-            let count = pipeline.cmd_iter().count() as u64;
-            if bus.redis.pipeline(&pipeline, "xadd").await.is_err() {
-                metrics::counter!("redis_events_dropped_total").increment(count);
+            let give_up = tokio::time::Instant::now() + RETRY_FOR;
+            let mut backoff = Duration::from_millis(20);
+            while bus.redis.pipeline(&pipeline, "xadd").await.is_err() {
+                if tokio::time::Instant::now() + backoff > give_up {
+                    metrics::counter!("redis_events_dropped_total").increment(batch.len() as u64);
+                    break;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            // Appended or given up: either way the writers stop waiting.
+            for (_, appended) in batch.drain(..) {
+                let _ = appended.send(());
             }
         }
     }
@@ -151,15 +170,17 @@ impl RedisBus {
 }
 
 impl EventBus for RedisBus {
-    fn publish(&self, draft: EventDraft) {
+    fn publish(&self, draft: EventDraft) -> Published {
         let carried = Event::carry(draft);
         let Ok(encoded) = serde_json::to_vec(&carried) else {
-            return;
+            return Published::settled();
         };
-        // Never blocks the write path: one task appends, in publishing order.
-        if self.outbox.try_send(encoded).is_err() {
+        // One task appends, in publishing order; the writer awaits `Published`, never a lock.
+        let (published, appended) = Published::pending();
+        if self.outbox.try_send((encoded, appended)).is_err() {
             metrics::counter!("redis_events_dropped_total").increment(1);
         }
+        published
     }
 
     fn subscribe(&self) -> Subscription {
