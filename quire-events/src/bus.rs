@@ -112,6 +112,28 @@ impl InProcessBus {
         self.deliver(&mut state, event);
     }
 
+    /// Keeps an event numbered elsewhere for clients resuming, without delivering it to
+    /// subscribers (it happened before this process joined). Ids must increase, as for
+    /// [`Self::deliver_numbered`].
+    pub fn remember_numbered(&self, id: u64, carried: crate::Carried) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if id < state.next_id || self.backlog_len == 0 {
+            return;
+        }
+        state.next_id = id + 1;
+        if state.backlog.len() == self.backlog_len {
+            state.backlog.pop_front();
+        }
+        state
+            .backlog
+            .push_back(Arc::new(Event::numbered(id, carried)));
+    }
+
+    /// Events kept for resuming clients, at most.
+    pub fn backlog_len(&self) -> usize {
+        self.backlog_len
+    }
+
     fn deliver(&self, state: &mut State, event: Arc<Event>) {
         if self.backlog_len > 0 {
             if state.backlog.len() == self.backlog_len {

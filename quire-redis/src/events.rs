@@ -101,10 +101,21 @@ impl RedisBus {
 
     /// Reads the stream from where this process joined it, delivering each event locally.
     async fn read(self: Arc<Self>) {
-        // Start after the newest event: a process delivers what is published after it started.
+        // Start after the newest event: a process delivers what is published after it
+        // started. The newest `backlog` events before that fill its resume backlog, so a
+        // client can resume with Last-Event-ID on an instance that has just started.
         let mut last = loop {
-            match self.newest().await {
-                Some(id) => break id,
+            match self.recent().await {
+                Some(recent) => {
+                    let mut last = StreamId::default();
+                    for entry in recent.into_iter().rev() {
+                        last = entry.id;
+                        if let Some(carried) = carried(&entry) {
+                            self.local.remember_numbered(entry.id.as_u64(), carried);
+                        }
+                    }
+                    break last;
+                }
                 None => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         };
@@ -130,20 +141,17 @@ impl RedisBus {
                 };
                 for entry in entries {
                     last = entry.id;
-                    let Some(carried) = entry
-                        .field("e")
-                        .and_then(|e| serde_json::from_slice::<Carried>(e).ok())
-                    else {
-                        continue;
-                    };
-                    self.local.deliver_numbered(entry.id.as_u64(), carried);
+                    if let Some(carried) = carried(&entry) {
+                        self.local.deliver_numbered(entry.id.as_u64(), carried);
+                    }
                 }
             }
         }
     }
 
-    /// The newest id in the stream (`0-0` if it is empty).
-    async fn newest(&self) -> Option<StreamId> {
+    /// The newest entries of the stream, newest first, as many as the resume backlog holds
+    /// (`None`: Redis did not answer).
+    async fn recent(&self) -> Option<Vec<crate::stream::Entry>> {
         let reply: redis::Value = self
             .redis
             .query(
@@ -152,7 +160,7 @@ impl RedisBus {
                     .arg("+")
                     .arg("-")
                     .arg("COUNT")
-                    .arg(1),
+                    .arg(self.local.backlog_len().max(1)),
                 "xrevrange",
             )
             .await
@@ -161,12 +169,13 @@ impl RedisBus {
             redis::Value::BulkString(self.stream.clone().into_bytes()),
             reply,
         ])]);
-        Some(
-            xread_entries(&wrapped)
-                .first()
-                .map_or(StreamId::default(), |e| e.id),
-        )
+        Some(xread_entries(&wrapped))
     }
+}
+
+/// The event an entry carries (`None` for an entry this binary cannot read).
+fn carried(entry: &crate::stream::Entry) -> Option<Carried> {
+    serde_json::from_slice(entry.field("e")?).ok()
 }
 
 impl EventBus for RedisBus {

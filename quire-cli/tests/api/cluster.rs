@@ -243,6 +243,36 @@ async fn live_events_cross_instances_and_resume_on_any_of_them() {
             let replayed = sse_events(resumed, 1).await;
             assert_eq!(replayed[0].0, seen_on_b[1].0);
             assert_eq!(replayed[0].1["slug"], "second");
+            // So does one resuming on an instance started after both events (its backlog is
+            // filled from the stream when it starts).
+            let c = instance(&dir, &redis, &[]).await;
+            let mut replayed = Vec::new();
+            for _ in 0..50 {
+                let resumed = client
+                    .get(format!("{}/api/live/sse", c.base))
+                    .header("Last-Event-ID", seen_on_b[0].0.to_string())
+                    .timeout(Duration::from_millis(300))
+                    .send()
+                    .await
+                    .unwrap();
+                let mut body = resumed.bytes_stream();
+                let mut text = String::new();
+                while let Ok(Some(Ok(chunk))) =
+                    tokio::time::timeout(Duration::from_millis(300), body.next()).await
+                {
+                    text.push_str(std::str::from_utf8(&chunk).unwrap());
+                }
+                replayed = text
+                    .lines()
+                    .filter(|l| l.starts_with("data:"))
+                    .map(str::to_owned)
+                    .collect();
+                if !replayed.is_empty() {
+                    break;
+                }
+            }
+            assert_eq!(replayed.len(), 1, "{replayed:?}");
+            assert!(replayed[0].contains("\"slug\":\"second\""), "{replayed:?}");
 
             // Redis restarts empty (the stream is gone): events published after it reach B
             // again, under ids above the old ones.
