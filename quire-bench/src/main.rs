@@ -4,6 +4,7 @@
 //!
 //! A client only: it depends on none of quire's crates and sees quire as any HTTP client does.
 
+mod cluster_drill;
 mod cpu;
 mod crash_drill;
 mod hello;
@@ -42,6 +43,9 @@ enum Command {
     Seed(seed::SeedArgs),
     /// Media scenarios: download vs nginx, upload vs an fsync'd copy, concurrency, aborts.
     Media(media::MediaArgs),
+    /// Several instances on PostgreSQL and Redis under load while one is killed, Redis
+    /// restarts and all restart in turn; fail on a stale read, a lost write or event.
+    ClusterDrill(cluster_drill::ClusterDrillArgs),
     /// SIGKILL quire at random moments under writes; fail if an acknowledged write is lost.
     CrashDrill(crash_drill::CrashDrillArgs),
     /// Restart quire repeatedly on one inherited socket under load; fail on any error.
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Seed(args) => seed::run(args),
         Command::Report(args) => report::run(args),
         Command::CrashDrill(args) => crash_drill::run(args),
+        Command::ClusterDrill(args) => cluster_drill::run(args),
         Command::RestartDrill(args) => restart_drill::run(args),
         Command::Media(args) => media::run(args),
         Command::Ws(args) => ws::run(args),
