@@ -106,13 +106,15 @@ impl Instance {
         Ok(())
     }
 
-    /// `kill -9`, with no warning to anyone (load keeps coming until the drill notices).
+    /// `kill -9`. The drill, as the load balancer, takes the instance out of the rotation
+    /// at that moment; requests already sent to it (or holding a pooled connection to it)
+    /// are cut off, and are the only failures the drill excuses.
     pub async fn kill(&self) -> anyhow::Result<()> {
         let mut child = self.child.lock().await.take().context("not running")?;
+        self.up.store(false, Ordering::SeqCst);
         self.kills.fetch_add(1, Ordering::SeqCst);
         self.incarnation.fetch_add(1, Ordering::SeqCst);
         child.kill().await?;
-        self.up.store(false, Ordering::SeqCst);
         Ok(())
     }
 
