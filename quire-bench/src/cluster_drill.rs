@@ -66,6 +66,11 @@ pub struct ClusterDrillArgs {
     /// Anonymous reads per second beside the writers (open loop).
     #[arg(long, default_value_t = 2000.0)]
     pub read_rate: f64,
+    /// In the rolling restart, how long each restarted instance serves before the next one
+    /// stops (as an orchestrator's minimum ready time; a load balancer's passive health
+    /// check needs it to see the instance back).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub restart_gap: Duration,
     /// How long each phase runs under load.
     #[arg(long, default_value = "8s", value_parser = humantime::parse_duration)]
     pub phase: Duration,
@@ -285,6 +290,7 @@ async fn drill(args: &ClusterDrillArgs) -> anyhow::Result<ClusterResult> {
     for instance in &instances {
         instance.stop().await?;
         instance.start(&launch, &cluster.http).await?;
+        tokio::time::sleep(args.restart_gap).await;
     }
     tokio::time::sleep(args.phase).await;
 

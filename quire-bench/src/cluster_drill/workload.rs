@@ -129,6 +129,7 @@ pub async fn writer(
             }
             _ => {
                 ledger.error(format!("write {path} answered {status}: {answer}"));
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
@@ -167,6 +168,13 @@ async fn read_back(
             .send(ledger, Method::GET, &path, None, None, wrote_on)
             .await
         {
+            // A server error is not a stale read, but it is an error.
+            Outcome::Answered(status, body, on) if status >= 500 => {
+                ledger.error(format!(
+                    "read-back {path} on {on:?} answered {status}: {body}"
+                ));
+                None
+            }
             Outcome::Answered(status, body, on) => Some((status, body, on)),
             _ => None,
         }
