@@ -115,6 +115,9 @@ impl Instance {
         self.kills.fetch_add(1, Ordering::SeqCst);
         self.incarnation.fetch_add(1, Ordering::SeqCst);
         child.kill().await?;
+        // Again once it is dead: a request sent between the first mark and the death was
+        // in flight at the kill too.
+        self.kills.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
