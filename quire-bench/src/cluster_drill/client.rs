@@ -3,7 +3,9 @@
 //! stops it gracefully, and notices a killed one by its refused connections), or everything
 //! through one load balancer's address (`--via`). Every failure is classified: a connection
 //! refused never reached quire and is sent to the next instance; a request cut off because
-//! its instance was killed is excused; anything else is an error.
+//! its instance was killed is excused (one in flight at the kill, or one a load balancer
+//! still sent to the dead instance over a pooled connection within [`KILL_WINDOW`] of its
+//! death, before it noticed); anything else is an error.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +16,9 @@ use serde_json::Value;
 
 use super::ledger::Ledger;
 use super::processes::Instance;
+
+/// How long after a `kill -9` a balancer may still route a request to the dead instance.
+const KILL_WINDOW: Duration = Duration::from_millis(250);
 
 pub struct Cluster {
     pub instances: Vec<Arc<Instance>>,
@@ -110,7 +115,10 @@ impl Cluster {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let killed = || self.kills() != kills_before;
+            let killed = || {
+                self.kills() != kills_before
+                    || self.instances.iter().any(|i| i.died_within(KILL_WINDOW))
+            };
             match request.send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();

@@ -23,6 +23,8 @@ pub struct Instance {
     incarnation: AtomicU64,
     /// Bumped only by `kill -9` (not by a graceful stop).
     kills: AtomicU64,
+    /// When the last `kill -9` took effect.
+    died_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// How to start any instance.
@@ -43,7 +45,16 @@ impl Instance {
             up: AtomicBool::new(false),
             incarnation: AtomicU64::new(0),
             kills: AtomicU64::new(0),
+            died_at: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether a `kill -9` took effect less than `window` ago.
+    pub fn died_within(&self, window: Duration) -> bool {
+        self.died_at
+            .lock()
+            .expect("died_at lock")
+            .is_some_and(|at| at.elapsed() < window)
     }
 
     pub fn base(&self) -> String {
@@ -118,6 +129,7 @@ impl Instance {
         // Again once it is dead: a request sent between the first mark and the death was
         // in flight at the kill too.
         self.kills.fetch_add(1, Ordering::SeqCst);
+        *self.died_at.lock().expect("died_at lock") = Some(std::time::Instant::now());
         Ok(())
     }
 
