@@ -125,10 +125,13 @@ impl Instance {
         self.up.store(false, Ordering::SeqCst);
         self.kills.fetch_add(1, Ordering::SeqCst);
         self.incarnation.fetch_add(1, Ordering::SeqCst);
+        // From the signal on (a client may hear of the death before this task does)...
+        *self.died_at.lock().expect("died_at lock") = Some(std::time::Instant::now());
         child.kill().await?;
         // Again once it is dead: a request sent between the first mark and the death was
         // in flight at the kill too.
         self.kills.fetch_add(1, Ordering::SeqCst);
+        // ...to a moment after the death was seen here.
         *self.died_at.lock().expect("died_at lock") = Some(std::time::Instant::now());
         Ok(())
     }
