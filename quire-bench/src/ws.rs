@@ -57,6 +57,12 @@ pub struct WsArgs {
     /// Token of the user who writes the event's article.
     #[arg(long)]
     pub token: Option<String>,
+    /// Several `ws` processes sharing one event (subscribers of several instances): the one
+    /// given --event-url writes the moment its write was answered here (Unix nanoseconds);
+    /// the others, given only this file, wait for it after their hold and count their
+    /// subscribers' delays from that moment.
+    #[arg(long)]
+    pub event_time_file: Option<PathBuf>,
     /// Longest wait for the event to reach every subscriber.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub event_timeout: Duration,
@@ -106,6 +112,8 @@ struct Shared {
     arrivals: Vec<AtomicU64>,
     connect_times: std::sync::Mutex<Vec<Duration>>,
     base: Instant,
+    /// The wall clock at `base` (to compare arrivals with another process's write).
+    base_wall: std::time::SystemTime,
 }
 
 /// Runs the scenario and prints the result on stdout.
@@ -151,6 +159,7 @@ async fn scenario(args: &WsArgs) -> anyhow::Result<WsSummary> {
         arrivals: (0..args.connections).map(|_| AtomicU64::new(0)).collect(),
         connect_times: std::sync::Mutex::new(Vec::with_capacity(args.connections)),
         base: Instant::now(),
+        base_wall: std::time::SystemTime::now(),
     });
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let started = Instant::now();
@@ -196,10 +205,25 @@ async fn scenario(args: &WsArgs) -> anyhow::Result<WsSummary> {
 
     let fan_out = match (&args.event_url, &args.token, tag) {
         (Some(url), Some(token), Some(tag)) => {
-            Some(measure_fan_out(&shared, url, token, &tag, args.event_timeout).await?)
+            let answered = event::create_article(url, token, &tag).await?;
+            if let Some(path) = &args.event_time_file {
+                let wall = shared.base_wall + answered.duration_since(shared.base);
+                let nanos = wall.duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+                std::fs::write(path, nanos.to_string())
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Some(measure_fan_out(&shared, answered, args.event_timeout).await)
         }
         (Some(_), _, None) => anyhow::bail!("--event-url needs a `tag=` in --url"),
-        _ => None,
+        (Some(_), None, _) => anyhow::bail!("--event-url needs --token"),
+        (None, _, _) => match &args.event_time_file {
+            Some(path) => {
+                let answered =
+                    event_time_from(path, &shared, args.hold + Duration::from_secs(120)).await?;
+                Some(measure_fan_out(&shared, answered, args.event_timeout).await)
+            }
+            None => None,
+        },
     };
     let server_rss_end = server_rss().transpose()?;
 
@@ -231,15 +255,34 @@ async fn scenario(args: &WsArgs) -> anyhow::Result<WsSummary> {
     })
 }
 
-/// Writes one article and waits until every open connection got an event or time is up.
-async fn measure_fan_out(
+/// Waits (up to `wait`) for another process's event time in `path`; that moment on this
+/// process's clock.
+async fn event_time_from(
+    path: &std::path::Path,
     shared: &Shared,
-    url: &str,
-    token: &str,
-    tag: &str,
-    timeout: Duration,
-) -> anyhow::Result<FanOut> {
-    let answered = event::create_article(url, token, tag).await?;
+    wait: Duration,
+) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + wait;
+    let nanos: u64 = loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(nanos) = text.trim().parse()
+        {
+            break nanos;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no event time in {} after {wait:?}",
+            path.display()
+        );
+        sleep(Duration::from_millis(20)).await;
+    };
+    let wall = std::time::UNIX_EPOCH + Duration::from_nanos(nanos);
+    let since_base = wall.duration_since(shared.base_wall).unwrap_or_default();
+    Ok(shared.base + since_base)
+}
+
+/// Waits until every open connection got an event or time is up; delays from `answered`.
+async fn measure_fan_out(shared: &Shared, answered: Instant, timeout: Duration) -> FanOut {
     let open = shared.connected.load(Ordering::SeqCst) - shared.closed.load(Ordering::SeqCst);
     let deadline = answered + timeout;
     loop {
@@ -265,7 +308,7 @@ async fn measure_fan_out(
     // Connections that never opened are not subscribers.
     let mut fan_out = FanOut::from_delays(&delays);
     fan_out.subscribers = open;
-    Ok(fan_out)
+    fan_out
 }
 
 /// One client connection: connects, then reads (which answers pings) until the end.
@@ -418,6 +461,7 @@ mod tests {
             event_url: None,
             token: None,
             event_timeout: Duration::from_secs(1),
+            event_time_file: None,
             ready_file: None,
             timeout: Duration::from_secs(5),
             json: true,
