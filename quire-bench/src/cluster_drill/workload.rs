@@ -16,7 +16,7 @@ use super::ledger::Ledger;
 
 /// What one write must be followed by, when read anywhere.
 enum Check {
-    /// The article's description (and, when it is the writer's newest, the list's first).
+    /// The article's description, on its own and in its author's list.
     Description {
         slug: String,
         description: String,
@@ -45,6 +45,9 @@ pub async fn writer(
     };
     ledger.signed_up.fetch_add(1, Ordering::SeqCst);
     let mut newest: Option<String> = None;
+    // Creates whose answer was lost (cut off by a kill): each may have committed, so the
+    // writer's newest known article may sit that far down its author's list.
+    let mut unknown_creates = 0usize;
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {
         seq += 1;
@@ -89,6 +92,9 @@ pub async fn writer(
             .send(&ledger, method, &path, Some(&token), Some(&body), None)
             .await;
         let Outcome::Answered(status, answer, instance) = outcome else {
+            if key.is_empty() {
+                unknown_creates += 1;
+            }
             continue;
         };
         let (key, check) = match (status, key.is_empty()) {
@@ -134,7 +140,11 @@ pub async fn writer(
             }
         };
         ledger.acknowledged(&key, instance);
-        read_back(&cluster, &ledger, &name, instance, check).await;
+        let list = format!(
+            "/api/articles?author={name}&limit={}",
+            (1 + unknown_creates).min(100)
+        );
+        read_back(&cluster, &ledger, &list, instance, check).await;
     }
 }
 
@@ -155,14 +165,22 @@ async fn sign_up(cluster: &Cluster, ledger: &Ledger, name: &str) -> Option<Strin
     None
 }
 
-/// Reads a just-acknowledged write on another instance than the one that acknowledged it.
+/// Reads a just-acknowledged write on another instance than the one that acknowledged it;
+/// `list` is the head of the writer's own articles, where its newest known one must be.
 async fn read_back(
     cluster: &Cluster,
     ledger: &Ledger,
-    name: &str,
+    list: &str,
     wrote_on: Option<usize>,
     check: Check,
 ) {
+    let listed = |body: &Value, slug: &str| -> Option<Value> {
+        body["articles"]
+            .as_array()?
+            .iter()
+            .find(|a| a["slug"] == json!(slug))
+            .cloned()
+    };
     let get = |path: String| async move {
         match cluster
             .send(ledger, Method::GET, &path, None, None, wrote_on)
@@ -183,7 +201,7 @@ async fn read_back(
     let stale = match &check {
         Check::Description { slug, description } => {
             let one = get(format!("/api/articles/{slug}")).await;
-            let list = get(format!("/api/articles?author={name}&limit=1")).await;
+            let head = get(list.to_owned()).await;
             let mut stale = Vec::new();
             if let Some((_, body, on)) = one
                 && body["article"]["description"] != json!(description)
@@ -193,13 +211,13 @@ async fn read_back(
                     body["article"]["description"]
                 ));
             }
-            if let Some((_, body, on)) = list
-                && body["articles"][0]["description"] != json!(description)
-            {
-                stale.push(format!(
-                    "list of {name} on {on:?}: {} not {description}",
-                    body["articles"][0]["description"]
-                ));
+            if let Some((_, body, on)) = head {
+                let seen = listed(&body, slug).map(|a| a["description"].clone());
+                if seen != Some(json!(description)) {
+                    stale.push(format!(
+                        "{list} on {on:?}: {slug} shows {seen:?}, not {description}"
+                    ));
+                }
             }
             stale
         }
@@ -220,20 +238,17 @@ async fn read_back(
         }
         Check::Created { slug } => {
             let one = get(format!("/api/articles/{slug}")).await;
-            let list = get(format!("/api/articles?author={name}&limit=1")).await;
+            let head = get(list.to_owned()).await;
             let mut stale = Vec::new();
             if let Some((status, _, on)) = one
                 && status != 200
             {
                 stale.push(format!("new article {slug} on {on:?}: {status}"));
             }
-            if let Some((_, body, on)) = list
-                && body["articles"][0]["slug"] != json!(slug)
+            if let Some((_, body, on)) = head
+                && listed(&body, slug).is_none()
             {
-                stale.push(format!(
-                    "list of {name} on {on:?} starts with {} not {slug}",
-                    body["articles"][0]["slug"]
-                ));
+                stale.push(format!("{list} on {on:?} lacks {slug}"));
             }
             stale
         }
