@@ -42,9 +42,13 @@ impl Cluster {
         );
         tracing::info!(redis = %redis.name, prefix = %settings.redis_prefix, "joined the instances sharing Redis");
         let coherence = RedisCoherence::new(redis.clone(), settings.redis_apply_delay);
+        let events = RedisBus::start(redis.clone(), local, settings.live_backlog)
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("cannot use --redis")?;
         Ok(Self {
             buckets: Some(Arc::new(SharedRateLimits(RedisBuckets::new(redis.clone())))),
-            events: RedisBus::start(redis, local, settings.live_backlog),
+            events,
             coherence: coherence.clone(),
             redis: Some(coherence),
         })

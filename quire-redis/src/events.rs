@@ -46,8 +46,14 @@ pub struct RedisBus {
 
 impl RedisBus {
     /// `local` delivers to this instance's subscribers; the stream keeps about `max_len`
-    /// events (at least the resume backlog). Starts the stream reader.
-    pub fn start(redis: Arc<Redis>, local: Arc<InProcessBus>, max_len: usize) -> Arc<Self> {
+    /// events (at least the resume backlog). Fills the resume backlog from the stream before
+    /// it returns (so no client resumes on this instance before it knows the recent events),
+    /// then starts the stream reader and the appender.
+    pub async fn start(
+        redis: Arc<Redis>,
+        local: Arc<InProcessBus>,
+        max_len: usize,
+    ) -> Result<Arc<Self>, String> {
         let (outbox, pending) = mpsc::channel(OUTBOX);
         let bus = Arc::new(Self {
             stream: redis.key("events"),
@@ -56,9 +62,34 @@ impl RedisBus {
             max_len: max_len.max(1000),
             outbox,
         });
-        tokio::spawn(bus.clone().read());
+        let last = bus.load_backlog().await?;
+        tokio::spawn(bus.clone().read(last));
         tokio::spawn(bus.clone().append(pending));
-        bus
+        Ok(bus)
+    }
+
+    /// Keeps the newest `backlog` events of the stream for clients resuming here (they
+    /// happened before this process joined, so they are not delivered); the newest id.
+    async fn load_backlog(&self) -> Result<StreamId, String> {
+        let mut tries = 0;
+        let recent = loop {
+            match self.recent().await {
+                Some(recent) => break recent,
+                None if tries < 25 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                None => return Err("cannot read the live event stream".to_owned()),
+            }
+        };
+        let mut last = StreamId::default();
+        for entry in recent.into_iter().rev() {
+            last = entry.id;
+            if let Some(carried) = carried(&entry) {
+                self.local.remember_numbered(entry.id.as_u64(), carried);
+            }
+        }
+        Ok(last)
     }
 
     /// Appends published events in publishing order, as many per round trip as are waiting,
@@ -99,26 +130,9 @@ impl RedisBus {
         }
     }
 
-    /// Reads the stream from where this process joined it, delivering each event locally.
-    async fn read(self: Arc<Self>) {
-        // Start after the newest event: a process delivers what is published after it
-        // started. The newest `backlog` events before that fill its resume backlog, so a
-        // client can resume with Last-Event-ID on an instance that has just started.
-        let mut last = loop {
-            match self.recent().await {
-                Some(recent) => {
-                    let mut last = StreamId::default();
-                    for entry in recent.into_iter().rev() {
-                        last = entry.id;
-                        if let Some(carried) = carried(&entry) {
-                            self.local.remember_numbered(entry.id.as_u64(), carried);
-                        }
-                    }
-                    break last;
-                }
-                None => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        };
+    /// Reads the stream after `last` (where this process joined it), delivering each event
+    /// locally.
+    async fn read(self: Arc<Self>, mut last: StreamId) {
         loop {
             let mut connection = match self.redis.dedicated(BLOCK).await {
                 Ok(connection) => connection,
