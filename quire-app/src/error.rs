@@ -43,6 +43,9 @@ pub enum AppError {
     /// Too much work queued; try again shortly.
     #[error("overloaded")]
     Overloaded,
+    /// Media storage (the bucket) cannot be reached now; the cause is logged.
+    #[error("media storage unavailable: {0}")]
+    MediaUnavailable(String),
     /// Anything else; details are logged, never shown to clients.
     #[error("internal: {0}")]
     Internal(String),

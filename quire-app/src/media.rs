@@ -72,6 +72,7 @@ impl From<MediaError> for AppError {
             MediaError::TooLarge { limit } => Self::TooLarge { limit },
             MediaError::Aborted(e) => Self::Interrupted(e),
             MediaError::Io(e) => Self::Internal(format!("media storage: {e}")),
+            MediaError::Unavailable(e) => Self::MediaUnavailable(e),
         }
     }
 }

@@ -113,6 +113,48 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_MEDIA_DIR", global = true)]
     pub media_dir: Option<std::path::PathBuf>,
 
+    /// Where media bytes live: the filesystem under --media-dir (default), or an
+    /// S3-compatible bucket, `s3://bucket` or `s3://bucket/prefix` (see the --s3-* flags and
+    /// the standard AWS_* environment).
+    #[arg(long, env = "QUIRE_MEDIA_STORE", global = true)]
+    pub media_store: Option<String>,
+
+    /// The S3 API's endpoint, for anything but AWS itself (e.g. https://ACCOUNT.r2.cloudflarestorage.com,
+    /// http://127.0.0.1:9000); AWS's regional endpoint when not given.
+    #[arg(long, env = "QUIRE_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    /// The bucket's region (AWS_REGION, else us-east-1, when not given; `auto` for R2).
+    #[arg(long, env = "QUIRE_S3_REGION", global = true)]
+    pub s3_region: Option<String>,
+
+    /// Access key id (AWS_ACCESS_KEY_ID when not given).
+    #[arg(long, env = "QUIRE_S3_ACCESS_KEY_ID", global = true)]
+    pub s3_access_key_id: Option<String>,
+
+    /// Secret access key (AWS_SECRET_ACCESS_KEY when not given).
+    #[arg(
+        long,
+        env = "QUIRE_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Path-style URLs (endpoint/bucket/key), which MinIO, Garage and most self-hosted servers
+    /// need; `false` for virtual-hosted style (bucket.endpoint/key).
+    #[arg(long, env = "QUIRE_S3_PATH_STYLE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub s3_path_style: bool,
+
+    /// Size of each part of a multipart upload, in MiB (at least 5): at most two parts of an
+    /// upload are in memory at once.
+    #[arg(long, env = "QUIRE_S3_PART_MIB", default_value_t = 8, global = true)]
+    pub s3_part_mib: usize,
+
+    /// Longest any one request to the bucket may take.
+    #[arg(long, env = "QUIRE_S3_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub s3_timeout: Duration,
+
     /// Largest media upload accepted, in bytes; larger ones get 413 as soon as it is known.
     #[arg(long, env = "QUIRE_MAX_MEDIA_BYTES", default_value_t = 256 * 1024 * 1024, global = true)]
     pub max_media_bytes: u64,

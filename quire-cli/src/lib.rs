@@ -22,7 +22,7 @@ use quire_http::live::LiveConfig;
 use quire_http::rate_limit::{Rate, RateLimitConfig, RateLimits};
 use quire_http::sign_in_guard::SignInLimits;
 use quire_http::{AppState, HttpConfig};
-use quire_media::FsBlobStore;
+use quire_media::{BlobStore, FsBlobStore, S3BlobStore, S3Settings};
 use quire_serve::ServeConfig;
 use quire_serve::listener::ListenOptions;
 use quire_serve::tls::{Tls, TlsFiles};
@@ -183,9 +183,14 @@ pub async fn serve(
             .map_or_else(|| "media".into(), |dir| dir.join("media")),
         (None, DatabaseUrl::Postgres(_)) => "media".into(),
     };
-    let blobs = FsBlobStore::open(&media_dir)
-        .await
-        .with_context(|| format!("cannot open media directory {}", media_dir.display()))?;
+    let blobs: Arc<dyn BlobStore> = match &settings.media_store {
+        None => Arc::new(
+            FsBlobStore::open(&media_dir)
+                .await
+                .with_context(|| format!("cannot open media directory {}", media_dir.display()))?,
+        ),
+        Some(url) => Arc::new(open_bucket(&settings, url).await?),
+    };
     let local_events = Arc::new(InProcessBus::new(
         settings.live_lag_limit,
         settings.live_backlog,
@@ -208,7 +213,7 @@ pub async fn serve(
         store,
         tokens,
         passwords,
-        blobs: Arc::new(blobs),
+        blobs,
         events: cluster.events.clone(),
         max_media_bytes: settings.max_media_bytes,
         cache: CacheSettings {
@@ -328,4 +333,63 @@ async fn shutdown_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// The media bucket `url` names (`s3://bucket[/prefix]`), checked reachable, with the
+/// temporary objects of interrupted uploads removed.
+async fn open_bucket(settings: &Settings, url: &str) -> anyhow::Result<S3BlobStore> {
+    let (bucket, prefix) = parse_bucket_url(url)?;
+    let region = settings
+        .s3_region
+        .clone()
+        .or_else(aws_region)
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let bucket_settings = S3Settings {
+        bucket: bucket.clone(),
+        prefix,
+        endpoint: settings.s3_endpoint.clone(),
+        region,
+        access_key_id: settings.s3_access_key_id.clone(),
+        secret_access_key: settings.s3_secret_access_key.clone(),
+        path_style: settings.s3_path_style,
+        part_size: settings.s3_part_mib.saturating_mul(1024 * 1024),
+        timeout: settings.s3_timeout,
+    };
+    let store = S3BlobStore::new(&bucket_settings).context("cannot use --media-store")?;
+    store
+        .check()
+        .await
+        .with_context(|| format!("cannot reach the media bucket {bucket}"))?;
+    match store.clean_leftovers().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed the leftovers of interrupted uploads"),
+        Err(error) => tracing::warn!(error = %error, "could not list leftover uploads"),
+    }
+    tracing::info!(%bucket, "media in an S3 bucket");
+    Ok(store)
+}
+
+/// The standard AWS_REGION (read here, beside the other AWS_* settings object_store reads).
+fn aws_region() -> Option<String> {
+    #[allow(clippy::disallowed_methods)]
+    std::env::var("AWS_REGION").ok()
+}
+
+/// `s3://bucket` or `s3://bucket/some/prefix` -> (bucket, "" or "some/prefix/").
+fn parse_bucket_url(url: &str) -> anyhow::Result<(String, String)> {
+    let rest = url
+        .strip_prefix("s3://")
+        .with_context(|| format!("--media-store must be s3://bucket[/prefix], not {url}"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    anyhow::ensure!(
+        !bucket.is_empty(),
+        "--media-store must name a bucket: s3://bucket[/prefix]"
+    );
+    let prefix = prefix.trim_matches('/');
+    let prefix = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    Ok((bucket.to_owned(), prefix))
 }

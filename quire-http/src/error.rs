@@ -129,6 +129,14 @@ impl From<AppError> for ApiError {
                 "server",
                 "is busy, try again shortly",
             ),
+            AppError::MediaUnavailable(cause) => {
+                tracing::warn!(cause = %cause, "media storage unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "media",
+                    "storage is unavailable, try again shortly",
+                )
+            }
             AppError::Internal(cause) => Self::internal(&cause),
         }
     }

@@ -3,9 +3,10 @@
 //!
 //! Knows nothing of users, HTTP or the database: metadata (who uploaded what, content types)
 //! lives in the store; this crate only keeps bytes safe. [`FsBlobStore`] keeps them on the local
-//! filesystem; an object-store backend can implement the same trait.
+//! filesystem, [`S3BlobStore`] in an S3-compatible bucket.
 
 mod fs;
+mod s3;
 
 use std::io;
 use std::ops::Range;
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 pub use fs::FsBlobStore;
+pub use s3::{S3BlobStore, S3Settings};
 
 /// A stream of body bytes, as uploads arrive and downloads leave.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -40,6 +42,9 @@ pub enum MediaError {
     /// The disk failed us.
     #[error("media storage: {0}")]
     Io(#[from] io::Error),
+    /// The object store could not be reached, timed out or refused the request.
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// An open blob, ready to stream.
@@ -61,6 +66,10 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn open(&self, sha256: &str) -> Result<Option<Box<dyn BlobReader>>, MediaError>;
     /// Removes the blob named `sha256` (no error if absent).
     async fn remove(&self, sha256: &str) -> Result<(), MediaError>;
+    /// Whether the store answers now (readiness); the filesystem always does.
+    async fn ready(&self) -> Result<(), MediaError> {
+        Ok(())
+    }
 }
 
 /// Whether `name` is a well-formed blob name (64 lowercase hex digits), so that names taken

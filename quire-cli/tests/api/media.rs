@@ -1,6 +1,5 @@
 //! Media: streamed upload and download, dedup, limits, ranges, caching headers, deletion.
 
-use std::path::Path;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -37,25 +36,6 @@ async fn upload(
         .await
         .unwrap();
     (response.status(), response.json().await.unwrap())
-}
-
-/// Files left in the media directory's `tmp/` and `blobs/`.
-fn media_files(dir: &Path) -> (usize, usize) {
-    let count = |sub: &str| walk(&dir.join("media").join(sub));
-    (count("tmp"), count("blobs"))
-}
-
-fn walk(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .map(|e| {
-                    let path = e.unwrap().path();
-                    if path.is_dir() { walk(&path) } else { 1 }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 api_test! {
@@ -116,7 +96,7 @@ async fn identical_uploads_are_stored_once() {
     let (_, second) = upload(&app, &anna, "application/pdf", data.clone()).await;
     assert_ne!(first["media"]["id"], second["media"]["id"]);
     assert_eq!(first["media"]["sha256"], second["media"]["sha256"]);
-    assert_eq!(media_files(&app.dir()), (0, 1));
+    assert_eq!(app.test_dir().media_objects().await, (0, 1));
 
     // Deleting one keeps the bytes for the other; deleting both removes them.
     let first_id = first["media"]["id"].as_str().unwrap();
@@ -140,7 +120,7 @@ async fn identical_uploads_are_stored_once() {
             .0,
         StatusCode::NO_CONTENT
     );
-    assert_eq!(media_files(&app.dir()), (0, 0));
+    assert_eq!(app.test_dir().media_objects().await, (0, 0));
 }
 }
 
@@ -175,7 +155,7 @@ async fn oversized_uploads_get_413_and_leave_nothing() {
     let body: Value = response.json().await.unwrap();
     assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "body");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(media_files(&app.dir()), (0, 0));
+    assert_eq!(app.test_dir().media_objects().await, (0, 0));
     // Just under the limit passes.
     let (status, _) = upload(&app, &token, "image/png", pattern(1024 * 1024)).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -195,19 +175,19 @@ async fn a_client_that_disconnects_mid_upload_leaves_nothing() {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&pattern(3 * 1024 * 1024)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (tmp, _) = media_files(&app.dir());
+    let (tmp, _) = app.test_dir().media_objects().await;
     assert_eq!(tmp, 1, "the upload is being staged");
     drop(stream);
     let mut staged = 1;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        staged = media_files(&app.dir()).0;
+        staged = app.test_dir().media_objects().await.0;
         if staged == 0 {
             break;
         }
     }
     assert_eq!(staged, 0, "the staged upload was removed");
-    assert_eq!(media_files(&app.dir()).1, 0);
+    assert_eq!(app.test_dir().media_objects().await.1, 0);
 }
 }
 
@@ -263,7 +243,7 @@ async fn upload_needs_auth_and_an_accepted_type() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(media_files(&app.dir()), (0, 0));
+    assert_eq!(app.test_dir().media_objects().await, (0, 0));
 }
 }
 
@@ -399,6 +379,6 @@ async fn only_the_uploader_deletes() {
         app.get(&format!("/media/{id}"), None).await.0,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(media_files(&app.dir()), (0, 0));
+    assert_eq!(app.test_dir().media_objects().await, (0, 0));
 }
 }

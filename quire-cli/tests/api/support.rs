@@ -160,11 +160,44 @@ impl Drop for PgDatabase {
     }
 }
 
+/// The S3 API server PostgreSQL tests keep their media in (moto's server mode, which
+/// `.ci/run` starts; QUIRE_TEST_S3_URL names another).
+fn s3_endpoint() -> String {
+    // The test harness's own knob, read here because tests have no clap layer.
+    #[allow(clippy::disallowed_methods)]
+    std::env::var("QUIRE_TEST_S3_URL").unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())
+}
+
+/// A fresh bucket for one test on the S3 API server.
+async fn create_bucket() -> String {
+    let name = format!("quire-t-{:016x}", rand::random::<u64>());
+    let endpoint = s3_endpoint();
+    let response = reqwest::Client::new()
+        .put(format!("{endpoint}/{name}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "no S3 API server at {endpoint}: {e}; the postgres tests keep their media there \
+                 (`bash .ci/run` starts moto's server; QUIRE_TEST_S3_URL names another)"
+            )
+        });
+    assert!(
+        response.status().is_success(),
+        "creating bucket {name}: {}",
+        response.status()
+    );
+    name
+}
+
 /// A test's data: a temporary directory (the SQLite file, media, TLS files) and, for
-/// PostgreSQL tests, the test's database. Kept across a server's restarts.
+/// PostgreSQL tests, the test's database and the bucket its media go to (so every media
+/// test runs once on the filesystem store and once on the S3 one). Kept across a server's
+/// restarts.
 pub struct TestDir {
     dir: TempDir,
     postgres: Option<PgDatabase>,
+    bucket: Option<String>,
 }
 
 impl TestDir {
@@ -175,13 +208,17 @@ impl TestDir {
 
     /// A fresh directory, and a fresh database of `backend`.
     pub async fn new_for(backend: Backend) -> Self {
-        let postgres = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(PgDatabase::create().await),
+        let (postgres, bucket) = match backend {
+            Backend::Sqlite => (None, None),
+            Backend::Postgres => (
+                Some(PgDatabase::create().await),
+                Some(create_bucket().await),
+            ),
         };
         Self {
             dir: tempfile::tempdir().unwrap(),
             postgres,
+            bucket,
         }
     }
 
@@ -191,6 +228,7 @@ impl TestDir {
         Self {
             dir: tempfile::tempdir().unwrap(),
             postgres: Some(PgDatabase::create_on(admin).await),
+            bucket: Some(create_bucket().await),
         }
     }
 
@@ -206,15 +244,63 @@ impl TestDir {
         }
     }
 
-    /// `--database` and, for PostgreSQL (whose default media directory is not beside a
-    /// file), `--media-dir`, so media lands in this directory on both backends.
+    /// `--database` and where media go: `--media-dir` in this directory, or, for PostgreSQL
+    /// tests, the test's bucket (`--media-store` and the `--s3-*` flags).
     pub fn database_args(&self) -> Vec<String> {
-        vec![
+        let mut args = vec![
             "--database".into(),
             self.database_url(),
             "--media-dir".into(),
             self.path().join("media").display().to_string(),
-        ]
+        ];
+        if let Some(bucket) = &self.bucket {
+            for (flag, value) in [
+                ("--media-store", format!("s3://{bucket}")),
+                ("--s3-endpoint", s3_endpoint()),
+                ("--s3-region", "us-east-1".to_owned()),
+                ("--s3-access-key-id", "test".to_owned()),
+                ("--s3-secret-access-key", "test".to_owned()),
+            ] {
+                args.extend([flag.to_owned(), value]);
+            }
+        }
+        args
+    }
+
+    /// Sets the media flags of [`Self::database_args`] on `settings`.
+    fn media_settings(&self, settings: &mut Settings) {
+        settings.media_dir = Some(self.path().join("media"));
+        if let Some(bucket) = &self.bucket {
+            settings.media_store = Some(format!("s3://{bucket}"));
+            settings.s3_endpoint = Some(s3_endpoint());
+            settings.s3_region = Some("us-east-1".to_owned());
+            settings.s3_access_key_id = Some("test".to_owned());
+            settings.s3_secret_access_key = Some("test".to_owned());
+        }
+    }
+
+    /// What the media store holds: (uploads staged or in progress, stored blobs). On the
+    /// filesystem, files under `media/tmp` and `media/blobs`; in the bucket, objects under
+    /// `tmp/` plus unfinished multipart uploads, and objects under `blobs/`.
+    pub async fn media_objects(&self) -> (usize, usize) {
+        let Some(bucket) = &self.bucket else {
+            let count = |sub: &str| walk(&self.path().join("media").join(sub));
+            return (count("tmp"), count("blobs"));
+        };
+        let client = reqwest::Client::new();
+        let listing = |query: String| {
+            let url = format!("{}/{bucket}?{query}", s3_endpoint());
+            let client = client.clone();
+            async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+        };
+        let keys = |xml: &str| xml.matches("<Key>").count();
+        let tmp = keys(&listing("list-type=2&prefix=tmp/".into()).await);
+        let uploads = listing("uploads".into())
+            .await
+            .matches("<UploadId>")
+            .count();
+        let blobs = keys(&listing("list-type=2&prefix=blobs/".into()).await);
+        (tmp + uploads, blobs)
     }
 
     /// A connection to this test's PostgreSQL database (panics on a SQLite test).
@@ -249,7 +335,7 @@ pub fn test_settings(dir: &TestDir) -> Settings {
     // One instance per test: the cache is on for PostgreSQL too (the default turns it off
     // there without Redis, in case other instances share the database).
     settings.cache = quire_cli::CacheMode::On;
-    settings.media_dir = Some(dir.path().join("media"));
+    dir.media_settings(&mut settings);
     settings.argon2_memory_kib = 1024;
     settings.argon2_iterations = 1;
     settings.password_hash_concurrency = 4;
@@ -260,6 +346,19 @@ pub fn test_settings(dir: &TestDir) -> Settings {
     settings.sign_in_failures = 0;
     settings.sign_in_failures_ip = 0;
     settings
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| {
+                    let path = e.unwrap().path();
+                    if path.is_dir() { walk(&path) } else { 1 }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Registers `name` (password `password-1234`) on the quire at `base`; returns the token. For
@@ -303,6 +402,11 @@ impl TestApp {
     /// Starts a server on the database of `dir` (kept when the server stops).
     pub async fn start_in(dir: TestDir) -> Self {
         let settings = test_settings(&dir);
+        Self::start_with_settings(dir, settings).await
+    }
+
+    /// A server on `dir` with `settings` (from [`test_settings`], then edited).
+    pub async fn start_in_with(dir: TestDir, settings: Settings) -> Self {
         Self::start_with_settings(dir, settings).await
     }
 

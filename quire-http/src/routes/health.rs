@@ -30,10 +30,25 @@ async fn live() -> Json<HealthBody> {
     })
 }
 
+/// Whether the media store answers within the readiness timeout.
+async fn media_ready(state: &AppState) -> bool {
+    match tokio::time::timeout(READY_TIMEOUT, state.app.blobs.ready()).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error, "readiness: media storage unavailable");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("readiness: media storage timed out");
+            false
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/health/ready", tag = "Operations", operation_id = "Ready",
     responses(
         (status = 200, description = "the store answers and the process is not draining", body = HealthBody),
-        (status = 503, description = "draining, or the store or Redis is unavailable", body = HealthBody),
+        (status = 503, description = "draining, or the store, Redis or the media bucket is unavailable", body = HealthBody),
     ))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) {
     let unavailable = |reason: &'static str| {
@@ -53,6 +68,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) 
             tracing::warn!("readiness: Redis unavailable");
             unavailable("redis unavailable")
         }
+        Ok(Ok(())) if !media_ready(&state).await => unavailable("media storage unavailable"),
         Ok(Ok(())) => (
             StatusCode::OK,
             Json(HealthBody {

@@ -1,0 +1,350 @@
+//! [`S3BlobStore`]: blobs in an S3-compatible bucket (AWS S3, R2, B2, MinIO, Garage, Ceph),
+//! through the `object_store` crate, with exactly the behaviour of the filesystem store.
+//!
+//! **Uploads** stream into a multipart upload under `<prefix>tmp/<random>`: the body is gathered
+//! into parts of [`S3Settings::part_size`] bytes, each part hashed on the blocking pool and sent
+//! while the next one arrives (at most two parts in memory, however large the file). A body past
+//! its limit, a failing client or a failing bucket aborts the multipart upload, so nothing is
+//! left behind. A complete upload is copied, server side, to `<prefix>blobs/<sha256>` (unless
+//! those bytes are already stored) and the temporary object is deleted.
+//!
+//! **Downloads** ask the bucket for exactly the range wanted (a ranged GET) and stream it.
+//!
+//! Every call has a timeout and a bounded number of retries (object_store's client), and runs
+//! on the async threads as network I/O; the hashing runs on the blocking pool.
+
+use std::io;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path;
+use object_store::{
+    ClientOptions, GetOptions, MultipartUpload, ObjectStore, ObjectStoreExt as _, PutPayload,
+    RetryConfig, UploadPart,
+};
+use sha2::{Digest as _, Sha256};
+use tokio::task::spawn_blocking;
+
+use crate::{BlobReader, BlobStore, ByteStream, MediaError, StoredBlob, is_blob_name};
+
+/// Where the bucket is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// Key prefix inside the bucket (empty, or ending in `/`).
+    pub prefix: String,
+    /// `None`: AWS itself (the region's endpoint).
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// `None`: from the standard `AWS_*` environment (or the instance's role).
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Path-style URLs (`endpoint/bucket/key`), which most S3-compatible servers need.
+    pub path_style: bool,
+    /// Bytes per multipart part (S3 wants at least 5 MiB for all but the last).
+    pub part_size: usize,
+    /// Longest any one request to the bucket may take.
+    pub timeout: Duration,
+}
+
+/// Blobs in an S3-compatible bucket (see the module doc).
+#[derive(Debug, Clone)]
+pub struct S3BlobStore {
+    store: Arc<AmazonS3>,
+    prefix: String,
+    part_size: usize,
+}
+
+impl S3BlobStore {
+    /// Builds the client (no request is made: see [`Self::check`]).
+    pub fn new(settings: &S3Settings) -> Result<Self, MediaError> {
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&settings.bucket)
+            .with_region(&settings.region)
+            .with_virtual_hosted_style_request(!settings.path_style)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_timeout(settings.timeout)
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_allow_http(true),
+            )
+            .with_retry(RetryConfig {
+                max_retries: 2,
+                retry_timeout: settings.timeout,
+                ..RetryConfig::default()
+            });
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(key) = &settings.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &settings.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        let store = builder.build().map_err(unavailable)?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: settings.prefix.clone(),
+            part_size: settings.part_size.max(5 * 1024 * 1024),
+        })
+    }
+
+    fn blob_path(&self, sha256: &str) -> Path {
+        Path::from(format!("{}blobs/{sha256}", self.prefix))
+    }
+
+    /// Whether the bucket answers: a HEAD of a key that need not exist (found or not found
+    /// both mean the bucket is reachable and lets us in).
+    pub async fn check(&self) -> Result<(), MediaError> {
+        let probe = Path::from(format!("{}ready-probe", self.prefix));
+        let started = Instant::now();
+        let result = match self.store.head(&probe).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(unavailable(error)),
+        };
+        observe("head", started, result.is_ok());
+        result
+    }
+
+    /// Deletes temporary objects left by uploads that a crash interrupted.
+    pub async fn clean_leftovers(&self) -> Result<usize, MediaError> {
+        let tmp = Path::from(format!("{}tmp", self.prefix));
+        let paths: Vec<Path> = self
+            .store
+            .list(Some(&tmp))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        for path in &paths {
+            let _ = self.store.delete(path).await;
+        }
+        Ok(paths.len())
+    }
+}
+
+/// A bucket error: the bucket is unreachable or refused us.
+fn unavailable(error: object_store::Error) -> MediaError {
+    MediaError::Unavailable(error.to_string())
+}
+
+/// Counts and times one request to the bucket.
+fn observe(operation: &'static str, started: Instant, ok: bool) {
+    metrics::histogram!("media_store_request_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+    if !ok {
+        metrics::counter!("media_store_errors_total", "operation" => operation).increment(1);
+    }
+}
+
+/// An upload in flight: the multipart upload, the running hash, the part being sent.
+struct Upload {
+    multipart: Box<dyn MultipartUpload>,
+    hasher: Option<Sha256>,
+    sending: Option<UploadPart>,
+}
+
+impl Upload {
+    /// Hashes `part` off the async threads, then sends it while the caller gathers the next.
+    async fn part(&mut self, part: Bytes) -> Result<(), MediaError> {
+        let hasher = self.hasher.take().unwrap_or_default();
+        let hashed = part.clone();
+        let hasher = spawn_blocking(move || {
+            let mut hasher = hasher;
+            hasher.update(&hashed);
+            hasher
+        })
+        .await
+        .map_err(|e| MediaError::Io(io::Error::other(e.to_string())))?;
+        self.hasher = Some(hasher);
+        self.sent().await?;
+        self.sending = Some(self.multipart.put_part(PutPayload::from_bytes(part)));
+        Ok(())
+    }
+
+    /// Waits for the part in flight, if any.
+    async fn sent(&mut self) -> Result<(), MediaError> {
+        if let Some(sending) = self.sending.take() {
+            let started = Instant::now();
+            let result = sending.await;
+            observe("put_part", started, result.is_ok());
+            result.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Gives the upload up: no part stays behind in the bucket.
+    async fn abort(mut self) {
+        let _ = self.sending.take();
+        let started = Instant::now();
+        let aborted = self.multipart.abort().await;
+        observe("abort", started, aborted.is_ok());
+        if let Err(error) = aborted {
+            tracing::warn!(error = %error, "could not abort a multipart upload; the bucket's lifecycle rule must remove it");
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put(&self, mut body: ByteStream, max_bytes: u64) -> Result<StoredBlob, MediaError> {
+        let tmp = Path::from(format!(
+            "{}tmp/{:032x}",
+            self.prefix,
+            rand::random::<u128>()
+        ));
+        let started = Instant::now();
+        let created = self.store.put_multipart(&tmp).await;
+        observe("create_multipart", started, created.is_ok());
+        let mut upload = Upload {
+            multipart: created.map_err(unavailable)?,
+            hasher: Some(Sha256::new()),
+            sending: None,
+        };
+        let mut size: u64 = 0;
+        let mut buffer = BytesMut::with_capacity(self.part_size);
+        let received: Result<(), MediaError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| MediaError::Aborted(e.to_string()))?;
+                size += chunk.len() as u64;
+                if size > max_bytes {
+                    return Err(MediaError::TooLarge { limit: max_bytes });
+                }
+                buffer.extend_from_slice(&chunk);
+                if buffer.len() >= self.part_size {
+                    upload.part(buffer.split().freeze()).await?;
+                }
+            }
+            // The last part (or the only one, possibly empty).
+            if !buffer.is_empty() || size == 0 {
+                upload.part(buffer.split().freeze()).await?;
+            }
+            upload.sent().await
+        }
+        .await;
+        if let Err(error) = received {
+            upload.abort().await;
+            return Err(error);
+        }
+        let started = Instant::now();
+        let completed = upload.multipart.complete().await;
+        observe("complete_multipart", started, completed.is_ok());
+        completed.map_err(unavailable)?;
+        let sha256: String = upload
+            .hasher
+            .take()
+            .unwrap_or_default()
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let target = self.blob_path(&sha256);
+        let started = Instant::now();
+        let present = match self.store.head(&target).await {
+            Ok(_) => true,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(error) => {
+                observe("head", started, false);
+                let _ = self.store.delete(&tmp).await;
+                return Err(unavailable(error));
+            }
+        };
+        observe("head", started, true);
+        if !present {
+            let started = Instant::now();
+            let copied = self.store.copy(&tmp, &target).await;
+            observe("copy", started, copied.is_ok());
+            if let Err(error) = copied {
+                let _ = self.store.delete(&tmp).await;
+                return Err(unavailable(error));
+            }
+        }
+        let started = Instant::now();
+        let deleted = self.store.delete(&tmp).await;
+        observe("delete", started, deleted.is_ok());
+        Ok(StoredBlob { sha256, size })
+    }
+
+    async fn open(&self, sha256: &str) -> Result<Option<Box<dyn BlobReader>>, MediaError> {
+        if !is_blob_name(sha256) {
+            return Ok(None);
+        }
+        let path = self.blob_path(sha256);
+        let started = Instant::now();
+        match self.store.head(&path).await {
+            Ok(meta) => {
+                observe("head", started, true);
+                Ok(Some(Box::new(S3Blob {
+                    store: self.store.clone(),
+                    path,
+                    size: meta.size,
+                })))
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                observe("head", started, true);
+                Ok(None)
+            }
+            Err(error) => {
+                observe("head", started, false);
+                Err(unavailable(error))
+            }
+        }
+    }
+
+    async fn ready(&self) -> Result<(), MediaError> {
+        self.check().await
+    }
+
+    async fn remove(&self, sha256: &str) -> Result<(), MediaError> {
+        if !is_blob_name(sha256) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        match self.store.delete(&self.blob_path(sha256)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                observe("delete", started, true);
+                Ok(())
+            }
+            Err(error) => {
+                observe("delete", started, false);
+                Err(unavailable(error))
+            }
+        }
+    }
+}
+
+/// An object in the bucket, opened (its size known from a HEAD).
+struct S3Blob {
+    store: Arc<AmazonS3>,
+    path: Path,
+    size: u64,
+}
+
+impl BlobReader for S3Blob {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn stream(self: Box<Self>, range: Range<u64>) -> ByteStream {
+        let Self { store, path, .. } = *self;
+        let opened = async move {
+            let options = GetOptions {
+                range: Some(range.into()),
+                ..GetOptions::default()
+            };
+            let started = Instant::now();
+            let result = store.get_opts(&path, options).await;
+            observe("get", started, result.is_ok());
+            result
+                .map(|got| got.into_stream().map_err(io::Error::other))
+                .map_err(io::Error::other)
+        };
+        Box::pin(futures_util::stream::once(opened).try_flatten())
+    }
+}
