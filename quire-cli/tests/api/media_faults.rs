@@ -47,19 +47,7 @@ async fn proxy(target: String, down: Arc<AtomicBool>) -> String {
 }
 
 async fn upload(app: &TestApp, token: &str) -> (StatusCode, Value) {
-    let response = app
-        .client
-        .post(app.url("/api/media"))
-        .header("Authorization", format!("Token {token}"))
-        .header("Content-Type", "image/png")
-        .body(vec![7u8; 300_000])
-        .send()
-        .await
-        .unwrap();
-    (
-        response.status(),
-        response.json().await.unwrap_or(Value::Null),
-    )
+    crate::media::upload(app, token, "image/png", crate::media::pattern(300_000)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
