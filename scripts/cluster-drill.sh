@@ -2,7 +2,9 @@
 # Cluster drill: `quire-bench cluster-drill` runs 3 quire instances on one fresh PostgreSQL
 # database and a private Redis under mixed load (8 writers reading every acknowledged write
 # back on another instance, 2,000 anonymous reads/s, 2 SSE subscribers per instance), then
-# kill -9s one instance and restarts it, restarts Redis empty, and restarts every instance in
+# kill -9s one instance and restarts it, kill -9s Redis (append-only file fsynced on every
+# write, so it keeps its data; --redis-persistence none for one that loses it) and restarts it,
+# and restarts every instance in
 # turn. Fails on any stale read, lost write, missed or duplicated event, or failed request
 # other than those the kill -9 cut off (counted and shown).
 #

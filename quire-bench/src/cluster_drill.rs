@@ -1,6 +1,7 @@
 //! `quire-bench cluster-drill`: several quire instances on one PostgreSQL and a private
 //! Redis, under mixed load, while the drill breaks them: `kill -9` of one instance (then
-//! restarted), a Redis restart that loses every key, a rolling restart of all of them.
+//! restarted), `kill -9` of Redis (then restarted, with or without its data: see
+//! `--redis-persistence`), a rolling restart of all of them.
 //!
 //! Writers (one user each) update, comment and create, and read every acknowledged write
 //! back at once on another instance; anonymous readers add an open-loop read load; SSE
@@ -46,6 +47,12 @@ pub struct ClusterDrillArgs {
     /// Its port (a free one when not given).
     #[arg(long)]
     pub redis_port: Option<u16>,
+    /// `aof`: Redis keeps an append-only file fsynced on every write, so the `kill -9` and
+    /// restart keeps the streams (the configuration README recommends); `none`: the restart
+    /// loses every key. Caches stay exact either way; without persistence, events appended in
+    /// Redis's last moments that an instance had not yet read are lost to its subscribers.
+    #[arg(long, value_enum, default_value_t = RedisPersistence::Aof)]
+    pub redis_persistence: RedisPersistence,
     /// Instances to run.
     #[arg(long, default_value_t = 3)]
     pub instances: usize,
@@ -85,6 +92,14 @@ pub struct ClusterDrillArgs {
     pub json: bool,
 }
 
+/// How the drill's Redis keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisPersistence {
+    Aof,
+    None,
+}
+
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Millis {
@@ -118,6 +133,7 @@ impl Millis {
 pub struct ClusterResult {
     pub instances: usize,
     pub via: Option<String>,
+    pub redis_persistence: RedisPersistence,
     pub seed: u64,
     pub seconds: f64,
     pub writes_acknowledged: u64,
@@ -186,7 +202,13 @@ async fn drill(args: &ClusterDrillArgs) -> anyhow::Result<ClusterResult> {
         Some(port) => port,
         None => free_port()?,
     };
-    let mut redis = RedisServer::start(&args.redis_server, redis_port, &dir).await?;
+    let mut redis = RedisServer::start(
+        &args.redis_server,
+        redis_port,
+        &dir,
+        args.redis_persistence == RedisPersistence::Aof,
+    )
+    .await?;
     let mut extra: Vec<String> = [
         // The drill's clients all come from 127.0.0.1: per-address limits would throttle
         // them (the limits have tests of their own).
@@ -342,6 +364,7 @@ async fn drill(args: &ClusterDrillArgs) -> anyhow::Result<ClusterResult> {
     let result = ClusterResult {
         instances: args.instances,
         via: args.via.clone(),
+        redis_persistence: args.redis_persistence,
         seed,
         seconds,
         writes_acknowledged: ledger.writes_acked.load(Ordering::SeqCst),

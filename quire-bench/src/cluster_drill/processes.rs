@@ -1,6 +1,7 @@
 //! The processes a cluster drill runs and breaks: quire instances on fixed loopback ports and
-//! a private `redis-server` keeping nothing on disk (so a restart loses every key, the worst
-//! case quire must survive).
+//! a private `redis-server`, either with an append-only file synced on every write (as
+//! README recommends for quire's streams: a restart keeps them) or keeping nothing on disk
+//! (a restart loses every key).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -160,14 +161,22 @@ impl Instance {
 pub struct RedisServer {
     pub port: u16,
     binary: String,
+    /// Append-only file, fsynced on every write; otherwise nothing on disk.
+    persistent: bool,
     child: Option<Child>,
 }
 
 impl RedisServer {
-    pub async fn start(binary: &str, port: u16, dir: &Path) -> anyhow::Result<Self> {
+    pub async fn start(
+        binary: &str,
+        port: u16,
+        dir: &Path,
+        persistent: bool,
+    ) -> anyhow::Result<Self> {
         let mut server = Self {
             port,
             binary: binary.to_owned(),
+            persistent,
             child: None,
         };
         server.run(dir).await?;
@@ -179,9 +188,21 @@ impl RedisServer {
     }
 
     async fn run(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let persistence: &[&str] = if self.persistent {
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ]
+        } else {
+            &["--save", "", "--appendonly", "no"]
+        };
         let child = Command::new(&self.binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(persistence)
             .arg("--dir")
             .arg(dir)
             .stdout(Stdio::null())
@@ -201,7 +222,8 @@ impl RedisServer {
         bail!("redis-server did not listen on {}", self.port)
     }
 
-    /// Kills Redis (every key is lost) and starts it again on the same port.
+    /// Kills Redis (`kill -9`; without persistence every key is lost) and starts it again
+    /// on the same port.
     pub async fn restart(&mut self, dir: &Path) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
             child.kill().await?;
