@@ -7,8 +7,11 @@
 //! [`Published`]), so killing an instance loses no acknowledged write's event. While Redis is
 //! unreachable, appends are retried for [`RETRY_FOR`] (live updates pause, then catch up);
 //! past that, or past [`OUTBOX`] waiting events, events are dropped and counted in
-//! `redis_events_dropped_total`.
+//! `redis_events_dropped_total`. A retried append may have been applied the first time (Redis
+//! died after writing, before answering), so every entry carries a random nonce and readers
+//! deliver each nonce once ([`Recent`]): subscribers never see an event twice.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +34,48 @@ const BATCH: usize = 256;
 /// How long a batch that Redis refused is retried before its events are dropped.
 const RETRY_FOR: Duration = Duration::from_secs(10);
 
-/// An event waiting to be appended, and whom to tell once it is.
-type Pending = (Vec<u8>, oneshot::Sender<()>);
+/// An event waiting to be appended, its nonce, and whom to tell once it is.
+type Pending = (Vec<u8>, u64, oneshot::Sender<()>);
+
+/// Nonces remembered by a reader: far more events than can be appended during one retry
+/// window ([`RETRY_FOR`]) at any rate quire writes.
+const RECENT: usize = 65_536;
+
+/// The nonces of the newest events read, so an event appended twice is delivered once.
+struct Recent {
+    seen: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl Recent {
+    fn new() -> Self {
+        Self {
+            seen: HashSet::with_capacity(RECENT),
+            order: VecDeque::with_capacity(RECENT),
+        }
+    }
+
+    /// Whether `entry` is read for the first time (entries without a nonce always are).
+    fn first_time(&mut self, entry: &crate::stream::Entry) -> bool {
+        let Some(nonce) = entry
+            .field("n")
+            .and_then(|n| std::str::from_utf8(n).ok()?.parse::<u64>().ok())
+        else {
+            return true;
+        };
+        if !self.seen.insert(nonce) {
+            metrics::counter!("redis_events_deduplicated_total").increment(1);
+            return false;
+        }
+        if self.order.len() == RECENT
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.seen.remove(&oldest);
+        }
+        self.order.push_back(nonce);
+        true
+    }
+}
 
 /// An [`EventBus`] shared by every instance on one Redis.
 pub struct RedisBus {
@@ -62,19 +105,20 @@ impl RedisBus {
             max_len: max_len.max(1000),
             outbox,
         });
-        let last = bus.load_backlog().await?;
-        tokio::spawn(bus.clone().read(last));
+        let mut recent = Recent::new();
+        let last = bus.load_backlog(&mut recent).await?;
+        tokio::spawn(bus.clone().read(last, recent));
         tokio::spawn(bus.clone().append(pending));
         Ok(bus)
     }
 
     /// Keeps the newest `backlog` events of the stream for clients resuming here (they
     /// happened before this process joined, so they are not delivered); the newest id.
-    async fn load_backlog(&self) -> Result<StreamId, String> {
+    async fn load_backlog(&self, recent: &mut Recent) -> Result<StreamId, String> {
         let mut tries = 0;
-        let recent = loop {
+        let entries = loop {
             match self.recent().await {
-                Some(recent) => break recent,
+                Some(entries) => break entries,
                 None if tries < 25 => {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -83,8 +127,11 @@ impl RedisBus {
             }
         };
         let mut last = StreamId::default();
-        for entry in recent.into_iter().rev() {
+        for entry in entries.into_iter().rev() {
             last = entry.id;
+            if !recent.first_time(&entry) {
+                continue;
+            }
             if let Some(carried) = carried(&entry) {
                 self.local.remember_numbered(entry.id.as_u64(), carried);
             }
@@ -101,7 +148,7 @@ impl RedisBus {
         while pending.recv_many(&mut batch, BATCH).await > 0 {
             let Some(bus) = weak.upgrade() else { return };
             let mut pipeline = redis::pipe();
-            for (encoded, _) in &batch {
+            for (encoded, nonce, _) in &batch {
                 pipeline
                     .cmd("XADD")
                     .arg(&bus.stream)
@@ -111,6 +158,8 @@ impl RedisBus {
                     .arg("*")
                     .arg("e")
                     .arg(encoded)
+                    .arg("n")
+                    .arg(nonce)
                     .ignore();
             }
             let give_up = tokio::time::Instant::now() + RETRY_FOR;
@@ -124,7 +173,7 @@ impl RedisBus {
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }
             // Appended or given up: either way the writers stop waiting.
-            for (_, appended) in batch.drain(..) {
+            for (_, _, appended) in batch.drain(..) {
                 let _ = appended.send(());
             }
         }
@@ -132,7 +181,7 @@ impl RedisBus {
 
     /// Reads the stream after `last` (where this process joined it), delivering each event
     /// locally.
-    async fn read(self: Arc<Self>, mut last: StreamId) {
+    async fn read(self: Arc<Self>, mut last: StreamId, mut recent: Recent) {
         loop {
             let mut connection = match self.redis.dedicated(BLOCK).await {
                 Ok(connection) => connection,
@@ -155,6 +204,9 @@ impl RedisBus {
                 };
                 for entry in entries {
                     last = entry.id;
+                    if !recent.first_time(&entry) {
+                        continue;
+                    }
                     if let Some(carried) = carried(&entry) {
                         self.local.deliver_numbered(entry.id.as_u64(), carried);
                     }
@@ -200,7 +252,8 @@ impl EventBus for RedisBus {
         };
         // One task appends, in publishing order; the writer awaits `Published`, never a lock.
         let (published, appended) = Published::pending();
-        if self.outbox.try_send((encoded, appended)).is_err() {
+        let nonce = rand::random::<u64>();
+        if self.outbox.try_send((encoded, nonce, appended)).is_err() {
             metrics::counter!("redis_events_dropped_total").increment(1);
         }
         published
@@ -212,5 +265,45 @@ impl EventBus for RedisBus {
 
     fn since(&self, id: u64) -> Vec<Arc<Event>> {
         self.local.since(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::Entry;
+
+    fn entry(seq: u64, nonce: Option<&str>) -> Entry {
+        let mut fields = vec![(b"e".to_vec(), b"{}".to_vec())];
+        if let Some(nonce) = nonce {
+            fields.push((b"n".to_vec(), nonce.as_bytes().to_vec()));
+        }
+        Entry {
+            id: StreamId::parse(&format!("1-{seq}")).unwrap(),
+            fields,
+        }
+    }
+
+    #[test]
+    fn an_event_appended_twice_is_read_once() {
+        let mut recent = Recent::new();
+        assert!(recent.first_time(&entry(1, Some("42"))));
+        assert!(recent.first_time(&entry(2, Some("43"))));
+        // The retried append of nonce 42, under a new stream id.
+        assert!(!recent.first_time(&entry(3, Some("42"))));
+        // Entries without a nonce (an older binary's) are always delivered.
+        assert!(recent.first_time(&entry(4, None)));
+        assert!(recent.first_time(&entry(5, None)));
+    }
+
+    #[test]
+    fn only_the_newest_nonces_are_remembered() {
+        let mut recent = Recent::new();
+        for n in 0..=RECENT as u64 {
+            assert!(recent.first_time(&entry(n, Some(&n.to_string()))));
+        }
+        // Nonce 0 was forgotten when the window moved past it.
+        assert!(recent.first_time(&entry(0, Some("0"))));
+        assert_eq!(recent.order.len(), RECENT);
     }
 }
