@@ -431,37 +431,20 @@ fn event_latencies(ledger: &Ledger, seen_all: &[Arc<Mutex<Seen>>]) -> (Vec<u64>,
     (steady, all)
 }
 
-/// Acknowledged comments and articles missing from the database.
+/// Acknowledged comments and articles missing from the database (read as the crash drill
+/// reads it).
 async fn lost_writes(database: &str, ledger: &Ledger) -> anyhow::Result<usize> {
-    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+    let stored = crate::crash_drill::read_postgres(database)
         .await
-        .context("connect to PostgreSQL to look for the acknowledged writes")?;
-    let driver = tokio::spawn(connection);
-    let strings = async |sql: &str| -> anyhow::Result<HashSet<String>> {
-        Ok(client
-            .query(sql, &[])
-            .await?
+        .context("look for the acknowledged writes in PostgreSQL")?;
+    let missing = |acked: &Mutex<Vec<String>>, stored: &HashSet<String>| {
+        acked
+            .lock()
+            .expect("lock")
             .iter()
-            .map(|row| row.get::<_, String>(0))
-            .collect())
+            .filter(|w| !stored.contains(*w))
+            .count()
     };
-    let comments = strings("SELECT body FROM comments").await?;
-    let articles = strings("SELECT slug FROM articles").await?;
-    drop(client);
-    let _ = driver.await;
-    let missing_comments = ledger
-        .acked_comments
-        .lock()
-        .expect("lock")
-        .iter()
-        .filter(|c| !comments.contains(*c))
-        .count();
-    let missing_articles = ledger
-        .acked_articles
-        .lock()
-        .expect("lock")
-        .iter()
-        .filter(|a| !articles.contains(*a))
-        .count();
-    Ok(missing_comments + missing_articles)
+    Ok(missing(&ledger.acked_comments, &stored.comments)
+        + missing(&ledger.acked_articles, &stored.articles))
 }

@@ -221,11 +221,11 @@ struct Check {
 }
 
 /// What the database quire left behind holds.
-struct Stored {
+pub(crate) struct Stored {
     /// The database's own consistency verdict (`ok` when sound).
     integrity: String,
-    articles: HashSet<String>,
-    comments: HashSet<String>,
+    pub(crate) articles: HashSet<String>,
+    pub(crate) comments: HashSet<String>,
     /// "username slug"
     favorites: HashSet<String>,
     /// Articles whose `favorites_count` differs from their favorites rows.
@@ -299,7 +299,7 @@ fn read_sqlite(path: &Path) -> anyhow::Result<Stored> {
 
 /// PostgreSQL has no whole-database check like SQLite's; its constraints are enforced on
 /// every write, so "ok" here means the server answered and the counters match.
-async fn read_postgres(url: &str) -> anyhow::Result<Stored> {
+pub(crate) async fn read_postgres(url: &str) -> anyhow::Result<Stored> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .context("connect to PostgreSQL after the kill")?;
