@@ -20,13 +20,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 use tokio::task::{JoinHandle, spawn_blocking};
 
-use crate::{BlobReader, BlobStore, ByteStream, MediaError, StoredBlob, is_blob_name};
+use crate::{BlobReader, BlobStore, Blocks, ByteStream, MediaError, StoredBlob, is_blob_name};
 
 /// Bytes written per blocking call (uploads): an upload holds a chunk being filled and one
 /// being written.
@@ -149,7 +148,7 @@ impl Writer {
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
-    async fn put(&self, mut body: ByteStream, max_bytes: u64) -> Result<StoredBlob, MediaError> {
+    async fn put(&self, body: ByteStream, max_bytes: u64) -> Result<StoredBlob, MediaError> {
         let tmp = self.tmp.clone();
         let (file, flush_handle) = blocking(move || {
             let file = tempfile::Builder::new()
@@ -169,24 +168,10 @@ impl BlobStore for FsBlobStore {
             flushing: None,
             unflushed: 0,
         };
-        let mut size: u64 = 0;
-        // Chunks are gathered into a buffer of our own: holding the network's buffers instead
-        // would pin memory several times their size.
-        let mut buffer = BytesMut::with_capacity(WRITE_CHUNK);
+        let mut blocks = Blocks::new(body, WRITE_CHUNK, max_bytes);
         let received: Result<(), MediaError> = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| MediaError::Aborted(e.to_string()))?;
-                size += chunk.len() as u64;
-                if size > max_bytes {
-                    return Err(MediaError::TooLarge { limit: max_bytes });
-                }
-                buffer.extend_from_slice(&chunk);
-                if buffer.len() >= WRITE_CHUNK {
-                    writer.write(buffer.split().freeze()).await?;
-                }
-            }
-            if !buffer.is_empty() {
-                writer.write(buffer.split().freeze()).await?;
+            while let Some(block) = blocks.next().await? {
+                writer.write(block).await?;
             }
             Ok(())
         }
@@ -198,6 +183,7 @@ impl BlobStore for FsBlobStore {
         let staged = writer.take().await?;
         writer.flushed().await?;
         let blobs = self.blobs.clone();
+        let size = blocks.size();
         let stored = blocking(move || commit(staged, size, &blobs)).await?;
         Ok(stored)
     }
@@ -332,6 +318,7 @@ impl BlobReader for FsBlob {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt as _;
 
     fn body(chunks: Vec<io::Result<Bytes>>) -> ByteStream {
         Box::pin(futures_util::stream::iter(chunks))

@@ -72,6 +72,54 @@ pub trait BlobStore: Send + Sync + 'static {
     }
 }
 
+/// An upload's body read as blocks of a fixed size (the last one shorter), refusing it as
+/// soon as it grows past its limit: how both stores consume an upload. Chunks are gathered
+/// into a buffer of our own: holding the network's buffers instead would pin memory several
+/// times their size.
+pub(crate) struct Blocks {
+    body: ByteStream,
+    buffer: bytes::BytesMut,
+    block: usize,
+    max_bytes: u64,
+    size: u64,
+}
+
+impl Blocks {
+    pub(crate) fn new(body: ByteStream, block: usize, max_bytes: u64) -> Self {
+        Self {
+            body,
+            buffer: bytes::BytesMut::with_capacity(block),
+            block,
+            max_bytes,
+            size: 0,
+        }
+    }
+
+    /// The next block, `None` at the end of the body.
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, MediaError> {
+        use futures_util::StreamExt as _;
+        while self.buffer.len() < self.block {
+            let Some(chunk) = self.body.next().await else {
+                break;
+            };
+            let chunk = chunk.map_err(|e| MediaError::Aborted(e.to_string()))?;
+            self.size += chunk.len() as u64;
+            if self.size > self.max_bytes {
+                return Err(MediaError::TooLarge {
+                    limit: self.max_bytes,
+                });
+            }
+            self.buffer.extend_from_slice(&chunk);
+        }
+        Ok((!self.buffer.is_empty()).then(|| self.buffer.split().freeze()))
+    }
+
+    /// Bytes read so far.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+}
+
 /// Whether `name` is a well-formed blob name (64 lowercase hex digits), so that names taken
 /// from anywhere can never walk out of the store's directory.
 pub fn is_blob_name(name: &str) -> bool {

@@ -13,14 +13,15 @@
 //! Every call has a timeout and a bounded number of retries (object_store's client), and runs
 //! on the async threads as network I/O; the hashing runs on the blocking pool.
 
+use std::future::Future;
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
-use futures_util::{StreamExt as _, TryStreamExt as _};
+use bytes::Bytes;
+use futures_util::TryStreamExt as _;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{
@@ -30,7 +31,7 @@ use object_store::{
 use sha2::{Digest as _, Sha256};
 use tokio::task::spawn_blocking;
 
-use crate::{BlobReader, BlobStore, ByteStream, MediaError, StoredBlob, is_blob_name};
+use crate::{BlobReader, BlobStore, Blocks, ByteStream, MediaError, StoredBlob, is_blob_name};
 
 /// Where the bucket is and how to reach it.
 #[derive(Debug, Clone)]
@@ -103,13 +104,10 @@ impl S3BlobStore {
     /// both mean the bucket is reachable and lets us in).
     pub async fn check(&self) -> Result<(), MediaError> {
         let probe = Path::from(format!("{}ready-probe", self.prefix));
-        let started = Instant::now();
-        let result = match self.store.head(&probe).await {
+        match timed("head", self.store.head(&probe)).await {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(unavailable(error)),
-        };
-        observe("head", started, result.is_ok());
-        result
+        }
     }
 
     /// Deletes temporary objects left by uploads that a crash interrupted.
@@ -134,13 +132,22 @@ fn unavailable(error: object_store::Error) -> MediaError {
     MediaError::Unavailable(error.to_string())
 }
 
-/// Counts and times one request to the bucket.
-fn observe(operation: &'static str, started: Instant, ok: bool) {
+/// Runs one request to the bucket, timing it and counting its failure (a missing key is an
+/// answer, not a failure).
+async fn timed<T>(
+    operation: &'static str,
+    request: impl Future<Output = object_store::Result<T>>,
+) -> object_store::Result<T> {
+    let started = Instant::now();
+    let result = request.await;
     metrics::histogram!("media_store_request_seconds", "operation" => operation)
         .record(started.elapsed().as_secs_f64());
-    if !ok {
+    if let Err(error) = &result
+        && !matches!(error, object_store::Error::NotFound { .. })
+    {
         metrics::counter!("media_store_errors_total", "operation" => operation).increment(1);
     }
+    result
 }
 
 /// An upload in flight: the multipart upload, the running hash, the part being sent.
@@ -171,10 +178,7 @@ impl Upload {
     /// Waits for the part in flight, if any.
     async fn sent(&mut self) -> Result<(), MediaError> {
         if let Some(sending) = self.sending.take() {
-            let started = Instant::now();
-            let result = sending.await;
-            observe("put_part", started, result.is_ok());
-            result.map_err(unavailable)?;
+            timed("put_part", sending).await.map_err(unavailable)?;
         }
         Ok(())
     }
@@ -182,10 +186,7 @@ impl Upload {
     /// Gives the upload up: no part stays behind in the bucket.
     async fn abort(mut self) {
         let _ = self.sending.take();
-        let started = Instant::now();
-        let aborted = self.multipart.abort().await;
-        observe("abort", started, aborted.is_ok());
-        if let Err(error) = aborted {
+        if let Err(error) = timed("abort", self.multipart.abort()).await {
             tracing::warn!(error = %error, "could not abort a multipart upload; the bucket's lifecycle rule must remove it");
         }
     }
@@ -193,37 +194,27 @@ impl Upload {
 
 #[async_trait]
 impl BlobStore for S3BlobStore {
-    async fn put(&self, mut body: ByteStream, max_bytes: u64) -> Result<StoredBlob, MediaError> {
+    async fn put(&self, body: ByteStream, max_bytes: u64) -> Result<StoredBlob, MediaError> {
         let tmp = Path::from(format!(
             "{}tmp/{:032x}",
             self.prefix,
             rand::random::<u128>()
         ));
-        let started = Instant::now();
-        let created = self.store.put_multipart(&tmp).await;
-        observe("create_multipart", started, created.is_ok());
         let mut upload = Upload {
-            multipart: created.map_err(unavailable)?,
+            multipart: timed("create_multipart", self.store.put_multipart(&tmp))
+                .await
+                .map_err(unavailable)?,
             hasher: Some(Sha256::new()),
             sending: None,
         };
-        let mut size: u64 = 0;
-        let mut buffer = BytesMut::with_capacity(self.part_size);
+        let mut blocks = Blocks::new(body, self.part_size, max_bytes);
         let received: Result<(), MediaError> = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| MediaError::Aborted(e.to_string()))?;
-                size += chunk.len() as u64;
-                if size > max_bytes {
-                    return Err(MediaError::TooLarge { limit: max_bytes });
-                }
-                buffer.extend_from_slice(&chunk);
-                if buffer.len() >= self.part_size {
-                    upload.part(buffer.split().freeze()).await?;
-                }
+            while let Some(part) = blocks.next().await? {
+                upload.part(part).await?;
             }
-            // The last part (or the only one, possibly empty).
-            if !buffer.is_empty() || size == 0 {
-                upload.part(buffer.split().freeze()).await?;
+            // A multipart upload needs one part, even an empty one.
+            if blocks.size() == 0 {
+                upload.part(Bytes::new()).await?;
             }
             upload.sent().await
         }
@@ -232,10 +223,9 @@ impl BlobStore for S3BlobStore {
             upload.abort().await;
             return Err(error);
         }
-        let started = Instant::now();
-        let completed = upload.multipart.complete().await;
-        observe("complete_multipart", started, completed.is_ok());
-        completed.map_err(unavailable)?;
+        timed("complete_multipart", upload.multipart.complete())
+            .await
+            .map_err(unavailable)?;
         let sha256: String = upload
             .hasher
             .take()
@@ -245,30 +235,20 @@ impl BlobStore for S3BlobStore {
             .map(|b| format!("{b:02x}"))
             .collect();
         let target = self.blob_path(&sha256);
-        let started = Instant::now();
-        let present = match self.store.head(&target).await {
-            Ok(_) => true,
-            Err(object_store::Error::NotFound { .. }) => false,
-            Err(error) => {
-                observe("head", started, false);
-                let _ = self.store.delete(&tmp).await;
-                return Err(unavailable(error));
+        // Same bytes already stored: keep them. Otherwise copy ours into place.
+        let placed = match timed("head", self.store.head(&target)).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => {
+                timed("copy", self.store.copy(&tmp, &target)).await
             }
+            Err(error) => Err(error),
         };
-        observe("head", started, true);
-        if !present {
-            let started = Instant::now();
-            let copied = self.store.copy(&tmp, &target).await;
-            observe("copy", started, copied.is_ok());
-            if let Err(error) = copied {
-                let _ = self.store.delete(&tmp).await;
-                return Err(unavailable(error));
-            }
-        }
-        let started = Instant::now();
-        let deleted = self.store.delete(&tmp).await;
-        observe("delete", started, deleted.is_ok());
-        Ok(StoredBlob { sha256, size })
+        let _ = timed("delete", self.store.delete(&tmp)).await;
+        placed.map_err(unavailable)?;
+        Ok(StoredBlob {
+            sha256,
+            size: blocks.size(),
+        })
     }
 
     async fn open(&self, sha256: &str) -> Result<Option<Box<dyn BlobReader>>, MediaError> {
@@ -276,24 +256,14 @@ impl BlobStore for S3BlobStore {
             return Ok(None);
         }
         let path = self.blob_path(sha256);
-        let started = Instant::now();
-        match self.store.head(&path).await {
-            Ok(meta) => {
-                observe("head", started, true);
-                Ok(Some(Box::new(S3Blob {
-                    store: self.store.clone(),
-                    path,
-                    size: meta.size,
-                })))
-            }
-            Err(object_store::Error::NotFound { .. }) => {
-                observe("head", started, true);
-                Ok(None)
-            }
-            Err(error) => {
-                observe("head", started, false);
-                Err(unavailable(error))
-            }
+        match timed("head", self.store.head(&path)).await {
+            Ok(meta) => Ok(Some(Box::new(S3Blob {
+                store: self.store.clone(),
+                path,
+                size: meta.size,
+            }))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(unavailable(error)),
         }
     }
 
@@ -305,16 +275,9 @@ impl BlobStore for S3BlobStore {
         if !is_blob_name(sha256) {
             return Ok(());
         }
-        let started = Instant::now();
-        match self.store.delete(&self.blob_path(sha256)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
-                observe("delete", started, true);
-                Ok(())
-            }
-            Err(error) => {
-                observe("delete", started, false);
-                Err(unavailable(error))
-            }
+        match timed("delete", self.store.delete(&self.blob_path(sha256))).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(unavailable(error)),
         }
     }
 }
@@ -338,10 +301,8 @@ impl BlobReader for S3Blob {
                 range: Some(range.into()),
                 ..GetOptions::default()
             };
-            let started = Instant::now();
-            let result = store.get_opts(&path, options).await;
-            observe("get", started, result.is_ok());
-            result
+            timed("get", store.get_opts(&path, options))
+                .await
                 .map(|got| got.into_stream().map_err(io::Error::other))
                 .map_err(io::Error::other)
         };
