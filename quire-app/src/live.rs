@@ -159,6 +159,9 @@ impl App {
     /// answers anyway: it committed, and the bus still retries the event.
     pub(crate) async fn publish(&self, draft: quire_events::EventDraft) {
         let published = self.events.publish(draft);
+        if published.is_settled() {
+            return;
+        }
         if tokio::time::timeout(PUBLISH_WAIT, published.wait())
             .await
             .is_err()

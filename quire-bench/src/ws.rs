@@ -209,7 +209,8 @@ async fn scenario(args: &WsArgs) -> anyhow::Result<WsSummary> {
             if let Some(path) = &args.event_time_file {
                 let wall = shared.base_wall + answered.duration_since(shared.base);
                 let nanos = wall.duration_since(std::time::UNIX_EPOCH)?.as_nanos();
-                std::fs::write(path, nanos.to_string())
+                tokio::fs::write(path, nanos.to_string())
+                    .await
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             Some(measure_fan_out(&shared, answered, args.event_timeout).await)
@@ -264,7 +265,7 @@ async fn event_time_from(
 ) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + wait;
     let nanos: u64 = loop {
-        if let Ok(text) = std::fs::read_to_string(path)
+        if let Ok(text) = tokio::fs::read_to_string(path).await
             && let Ok(nanos) = text.trim().parse()
         {
             break nanos;

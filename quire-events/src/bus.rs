@@ -53,6 +53,11 @@ impl Published {
         (Self(Some(receiver)), sender)
     }
 
+    /// Whether there is nothing to wait for (the in-process bus).
+    pub fn is_settled(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// Waits until the event is safe (or the bus gave up on it).
     pub async fn wait(self) {
         if let Some(receiver) = self.0 {
@@ -121,12 +126,7 @@ impl InProcessBus {
             return;
         }
         state.next_id = id + 1;
-        if state.backlog.len() == self.backlog_len {
-            state.backlog.pop_front();
-        }
-        state
-            .backlog
-            .push_back(Arc::new(Event::numbered(id, carried)));
+        self.keep(&mut state, Arc::new(Event::numbered(id, carried)));
     }
 
     /// Events kept for resuming clients, at most.
@@ -134,13 +134,18 @@ impl InProcessBus {
         self.backlog_len
     }
 
-    fn deliver(&self, state: &mut State, event: Arc<Event>) {
+    /// Adds `event` to the resume backlog, dropping the oldest past its length.
+    fn keep(&self, state: &mut State, event: Arc<Event>) {
         if self.backlog_len > 0 {
             if state.backlog.len() == self.backlog_len {
                 state.backlog.pop_front();
             }
-            state.backlog.push_back(event.clone());
+            state.backlog.push_back(event);
         }
+    }
+
+    fn deliver(&self, state: &mut State, event: Arc<Event>) {
+        self.keep(state, event.clone());
         // No subscribers is not an error.
         let _ = self.sender.send(event);
     }
