@@ -294,13 +294,13 @@ counts=${seed_line#*: }
     --dataset "$scale scale (QUIRE_BENCH_SCALE=$scale): $counts; every user's password is \`password-bench\`" \
     --setup "quire started as \`$quire_cmd\` (logs to a file; default settings otherwise), \`quire-bench hello\` likewise on core 0 at port $hello_port, one server loaded at a time; the load generator pinned with \`taskset -c 1\`; closed loop, $connections keep-alive connections unless stated, $duration measured after $warmup of warm-up (5s before the $many-connection runs); load average (1, 5, 15 min) $load_before before the runs, $load_after after, a sign of other work sharing the machine" \
     >"$work/report.md"
-# Keep the sections other scripts and drills write (media, live connections, production
+# Keep the sections other scripts and drills write (PostgreSQL, many instances, media, live connections, production
 # drills), and add this run's extras.
 if [ -f "$out" ]; then
     python3 - "$out" >>"$work/report.md" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
-for name in ("pg", "media", "ws", "drills", "long-drills"):
+for name in ("pg", "cluster", "media", "ws", "drills", "long-drills"):
     m = re.search(rf"<!-- {name}:begin -->.*?<!-- {name}:end -->", text, flags=re.S)
     if m:
         print("\n" + m.group(0))
