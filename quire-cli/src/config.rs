@@ -25,6 +25,34 @@ pub enum Command {
     /// Copy every row of one database into another (e.g. SQLite to PostgreSQL), all or
     /// nothing, verified by row count and checksum per table. Stop quire on both first.
     Copy(CopyArgs),
+    /// Media blobs: `quire media copy --from media --to s3://bucket` moves them between the
+    /// filesystem and a bucket.
+    #[command(subcommand)]
+    Media(MediaCommand),
+}
+
+/// What `quire media` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum MediaCommand {
+    /// Copy every media blob from one store to another, streaming, each verified by its
+    /// SHA-256; blobs the target already holds are skipped, so a second run copies only what
+    /// was uploaded since. Safe while quire serves on either store; switch `--media-store`
+    /// once a run copies nothing new. S3 stores are reached with the --s3-* flags.
+    Copy(MediaCopyArgs),
+}
+
+/// What `quire media copy` copies where.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MediaCopyArgs {
+    /// Where the blobs are: a media directory (what --media-dir names) or s3://bucket[/prefix].
+    #[arg(long)]
+    pub from: String,
+    /// Where they go: a media directory (created if missing) or s3://bucket[/prefix].
+    #[arg(long)]
+    pub to: String,
+    /// Blobs copied at a time.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
 }
 
 /// What `quire copy` copies where.

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use anyhow::Context as _;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use quire_store::DatabaseUrl;
 use quire_store::copy::{CopyOptions, Progress};
 
@@ -48,15 +48,9 @@ struct Bar(ProgressBar);
 
 impl Bar {
     fn new() -> Self {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>14} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        Self(bar)
+        Self(crate::progress::bar(
+            "{prefix:>14} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)",
+        ))
     }
 
     fn done(&self) {

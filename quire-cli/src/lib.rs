@@ -5,7 +5,9 @@
 mod cluster;
 mod config;
 pub mod copy;
+pub mod media_copy;
 mod open_files;
+mod progress;
 mod secret;
 pub mod telemetry;
 
@@ -31,7 +33,9 @@ use quire_store::sqlite::SqliteOptions;
 use quire_store::{DatabaseUrl, StoreOptions};
 use tokio::net::TcpListener;
 
-pub use config::{CacheMode, Cli, Command, CopyArgs, LogFormat, Settings};
+pub use config::{
+    CacheMode, Cli, Command, CopyArgs, LogFormat, MediaCommand, MediaCopyArgs, Settings,
+};
 
 fn store_options(settings: &Settings) -> StoreOptions {
     StoreOptions {
@@ -335,9 +339,24 @@ async fn shutdown_signal() {
     }
 }
 
+/// How old a temporary object in the bucket must be before a starting instance deletes it as
+/// a crash's leftover (younger ones may be uploads another instance is finishing).
+const BUCKET_LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The media bucket `url` names (`s3://bucket[/prefix]`), checked reachable, with the
-/// temporary objects of interrupted uploads removed.
+/// temporary objects of uploads a crash interrupted removed.
 async fn open_bucket(settings: &Settings, url: &str) -> anyhow::Result<S3BlobStore> {
+    let store = connect_bucket(settings, url).await?;
+    match store.clean_leftovers(BUCKET_LEFTOVER_AGE).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed the leftovers of interrupted uploads"),
+        Err(error) => tracing::warn!(error = %error, "could not list leftover uploads"),
+    }
+    Ok(store)
+}
+
+/// The media bucket `url` names (`s3://bucket[/prefix]`), checked reachable.
+async fn connect_bucket(settings: &Settings, url: &str) -> anyhow::Result<S3BlobStore> {
     let (bucket, prefix) = parse_bucket_url(url)?;
     let region = settings
         .s3_region
@@ -360,11 +379,6 @@ async fn open_bucket(settings: &Settings, url: &str) -> anyhow::Result<S3BlobSto
         .check()
         .await
         .with_context(|| format!("cannot reach the media bucket {bucket}"))?;
-    match store.clean_leftovers().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(removed = n, "removed the leftovers of interrupted uploads"),
-        Err(error) => tracing::warn!(error = %error, "could not list leftover uploads"),
-    }
     tracing::info!(%bucket, "media in an S3 bucket");
     Ok(store)
 }

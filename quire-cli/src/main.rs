@@ -2,7 +2,7 @@
 //! Everything testable lives in the library (`quire_cli`).
 
 use clap::Parser;
-use quire_cli::{Cli, Command};
+use quire_cli::{Cli, Command, MediaCommand};
 
 /// mimalloc: fewer CPU cycles per request than the system allocator (see BENCHMARKS.md).
 #[global_allocator]
@@ -26,6 +26,9 @@ fn main() -> std::process::ExitCode {
             Command::Serve => quire_cli::serve_until_signal(cli.settings).await,
             Command::Migrate => quire_cli::migrate(&cli.settings).await,
             Command::Copy(args) => quire_cli::copy::run(&args).await,
+            Command::Media(MediaCommand::Copy(args)) => {
+                quire_cli::media_copy::run(&cli.settings, &args).await
+            }
         }
     });
     match result {

@@ -40,20 +40,32 @@ pub struct FsBlobStore {
 }
 
 impl FsBlobStore {
-    /// Opens (creating) the store in `dir`, and removes uploads a crash left half-written.
+    /// Opens (creating) the store in `dir` for the server that owns it, and removes uploads a
+    /// crash left half-written.
     pub async fn open(dir: &Path) -> io::Result<Self> {
-        let blobs = dir.join("blobs");
-        let tmp = dir.join("tmp");
-        let (b, t) = (blobs.clone(), tmp.clone());
+        let store = Self::attach(dir).await?;
+        let tmp = store.tmp.clone();
         blocking(move || {
-            std::fs::create_dir_all(&b)?;
-            std::fs::create_dir_all(&t)?;
-            for entry in std::fs::read_dir(&t)? {
+            for entry in std::fs::read_dir(&tmp)? {
                 let path = entry?.path();
                 tracing::info!(path = %path.display(), "removing an unfinished upload");
                 std::fs::remove_file(path)?;
             }
             Ok(())
+        })
+        .await?;
+        Ok(store)
+    }
+
+    /// Opens (creating) the store in `dir` without touching what is in it: for tools that
+    /// run beside a serving quire, whose uploads in progress must stay.
+    pub async fn attach(dir: &Path) -> io::Result<Self> {
+        let blobs = dir.join("blobs");
+        let tmp = dir.join("tmp");
+        let (b, t) = (blobs.clone(), tmp.clone());
+        blocking(move || {
+            std::fs::create_dir_all(&b)?;
+            std::fs::create_dir_all(&t)
         })
         .await?;
         Ok(Self { blobs, tmp })
@@ -210,6 +222,13 @@ impl BlobStore for FsBlobStore {
         }))
     }
 
+    async fn list(&self) -> Result<Vec<StoredBlob>, MediaError> {
+        let blobs = self.blobs.clone();
+        let mut found = blocking(move || list_blobs(&blobs)).await?;
+        found.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+        Ok(found)
+    }
+
     async fn remove(&self, sha256: &str) -> Result<(), MediaError> {
         if !is_blob_name(sha256) {
             return Ok(());
@@ -222,6 +241,32 @@ impl BlobStore for FsBlobStore {
         .await?;
         Ok(())
     }
+}
+
+/// The blob files under `blobs/<first two hex>/`, skipping anything not named like a blob.
+fn list_blobs(blobs: &Path) -> io::Result<Vec<StoredBlob>> {
+    let mut found = Vec::new();
+    for shard in std::fs::read_dir(blobs)? {
+        let shard = shard?;
+        if !shard.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(shard.path())? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str().filter(|name| is_blob_name(name)) else {
+                continue;
+            };
+            let meta = entry.metadata()?;
+            if meta.is_file() {
+                found.push(StoredBlob {
+                    sha256: name.to_owned(),
+                    size: meta.len(),
+                });
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Makes a complete upload durable and puts it in place under its hash.
@@ -418,5 +463,14 @@ mod tests {
         std::fs::write(dir.path().join("tmp/upload-crashed"), b"half").unwrap();
         FsBlobStore::open(dir.path()).await.unwrap();
         assert!(tmp_is_empty(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn attaching_keeps_uploads_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        std::fs::write(dir.path().join("tmp/upload-in-progress"), b"half").unwrap();
+        FsBlobStore::attach(dir.path()).await.unwrap();
+        assert!(!tmp_is_empty(dir.path()));
     }
 }

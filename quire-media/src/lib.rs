@@ -5,6 +5,7 @@
 //! lives in the store; this crate only keeps bytes safe. [`FsBlobStore`] keeps them on the local
 //! filesystem, [`S3BlobStore`] in an S3-compatible bucket.
 
+pub mod copy;
 mod fs;
 mod s3;
 
@@ -66,6 +67,9 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn open(&self, sha256: &str) -> Result<Option<Box<dyn BlobReader>>, MediaError>;
     /// Removes the blob named `sha256` (no error if absent).
     async fn remove(&self, sha256: &str) -> Result<(), MediaError>;
+    /// Every blob the store holds, sorted by name (for copying between stores): names and
+    /// sizes only, about a hundred bytes per blob.
+    async fn list(&self) -> Result<Vec<StoredBlob>, MediaError>;
     /// Whether the store answers now (readiness); the filesystem always does.
     async fn ready(&self) -> Result<(), MediaError> {
         Ok(())
@@ -77,7 +81,9 @@ pub trait BlobStore: Send + Sync + 'static {
 /// into a buffer of our own: holding the network's buffers instead would pin memory several
 /// times their size.
 pub(crate) struct Blocks {
-    body: ByteStream,
+    /// Fused: the last block is handed out after the body has ended, and a stream need not
+    /// answer being polled again after its end.
+    body: futures_util::stream::Fuse<ByteStream>,
     buffer: bytes::BytesMut,
     block: usize,
     max_bytes: u64,
@@ -86,8 +92,9 @@ pub(crate) struct Blocks {
 
 impl Blocks {
     pub(crate) fn new(body: ByteStream, block: usize, max_bytes: u64) -> Self {
+        use futures_util::StreamExt as _;
         Self {
-            body,
+            body: body.fuse(),
             buffer: bytes::BytesMut::with_capacity(block),
             block,
             max_bytes,

@@ -110,12 +110,19 @@ impl S3BlobStore {
         }
     }
 
-    /// Deletes temporary objects left by uploads that a crash interrupted.
-    pub async fn clean_leftovers(&self) -> Result<usize, MediaError> {
+    /// Deletes temporary objects that a crash left behind, those last written more than
+    /// `older_than` ago: the bucket is shared, and a younger one may belong to an upload
+    /// another instance is finishing.
+    pub async fn clean_leftovers(&self, older_than: Duration) -> Result<usize, MediaError> {
         let tmp = Path::from(format!("{}tmp", self.prefix));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let cutoff = now.saturating_sub(older_than).as_secs() as i64;
         let paths: Vec<Path> = self
             .store
             .list(Some(&tmp))
+            .try_filter(|meta| std::future::ready(meta.last_modified.timestamp() < cutoff))
             .map_ok(|meta| meta.location)
             .try_collect()
             .await
@@ -269,6 +276,28 @@ impl BlobStore for S3BlobStore {
 
     async fn ready(&self) -> Result<(), MediaError> {
         self.check().await
+    }
+
+    async fn list(&self) -> Result<Vec<StoredBlob>, MediaError> {
+        let blobs = Path::from(format!("{}blobs", self.prefix));
+        let listing = self
+            .store
+            .list(Some(&blobs))
+            .try_filter_map(|meta| {
+                let blob = meta
+                    .location
+                    .filename()
+                    .filter(|name| is_blob_name(name))
+                    .map(|name| StoredBlob {
+                        sha256: name.to_owned(),
+                        size: meta.size,
+                    });
+                std::future::ready(Ok(blob))
+            })
+            .try_collect::<Vec<_>>();
+        let mut found = timed("list", listing).await.map_err(unavailable)?;
+        found.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+        Ok(found)
     }
 
     async fn remove(&self, sha256: &str) -> Result<(), MediaError> {

@@ -48,6 +48,7 @@ mod live;
 mod live_memory;
 mod logs;
 mod media;
+mod media_copy;
 mod media_faults;
 mod openapi;
 mod pg_faults;

@@ -162,14 +162,27 @@ impl Drop for PgDatabase {
 
 /// The S3 API server PostgreSQL tests keep their media in (moto's server mode, which
 /// `.ci/run` starts; QUIRE_TEST_S3_URL names another).
-fn s3_endpoint() -> String {
+pub fn s3_endpoint() -> String {
     // The test harness's own knob, read here because tests have no clap layer.
     #[allow(clippy::disallowed_methods)]
     std::env::var("QUIRE_TEST_S3_URL").unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())
 }
 
+/// The `--s3-*` flags that reach the tests' S3 API server.
+pub fn s3_flags() -> Vec<String> {
+    [
+        ("--s3-endpoint", s3_endpoint()),
+        ("--s3-region", "us-east-1".to_owned()),
+        ("--s3-access-key-id", "test".to_owned()),
+        ("--s3-secret-access-key", "test".to_owned()),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_owned(), value])
+    .collect()
+}
+
 /// A fresh bucket for one test on the S3 API server.
-async fn create_bucket() -> String {
+pub async fn create_bucket() -> String {
     let name = format!("quire-t-{:016x}", rand::random::<u64>());
     let endpoint = s3_endpoint();
     let response = reqwest::Client::new()
@@ -254,17 +267,19 @@ impl TestDir {
             self.path().join("media").display().to_string(),
         ];
         if let Some(bucket) = &self.bucket {
-            for (flag, value) in [
-                ("--media-store", format!("s3://{bucket}")),
-                ("--s3-endpoint", s3_endpoint()),
-                ("--s3-region", "us-east-1".to_owned()),
-                ("--s3-access-key-id", "test".to_owned()),
-                ("--s3-secret-access-key", "test".to_owned()),
-            ] {
-                args.extend([flag.to_owned(), value]);
-            }
+            args.extend(["--media-store".to_owned(), format!("s3://{bucket}")]);
+            args.extend(s3_flags());
         }
         args
+    }
+
+    /// Where this test's media live, as `quire media copy` names a store: the bucket
+    /// (`s3://...`) or the media directory.
+    pub fn media_store(&self) -> String {
+        match &self.bucket {
+            Some(bucket) => format!("s3://{bucket}"),
+            None => self.path().join("media").display().to_string(),
+        }
     }
 
     /// Sets the media flags of [`Self::database_args`] on `settings`.
