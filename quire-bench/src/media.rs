@@ -7,6 +7,9 @@
 //! - `concurrent`: 10 uploads and 10 downloads at once; the server's peak RSS growth.
 //! - `abort`: transfers cut mid-stream by the client; afterwards the server must hold no
 //!   CLOSE_WAIT socket, no staged upload, and no more descriptors than before.
+//! - `s3-upload` / `s3-download`: quire running with its media in a bucket on a local S3 API
+//!   server; the same 128 MiB sent through quire and straight to the S3 server (a plain `PUT`
+//!   of the object, a plain `GET` of the blob quire stored) by this same client; MB/s each.
 //!
 //! The client speaks HTTP/1.1 over a raw socket with large reads and writes, so the same code
 //! measures quire and the peer. Loopback targets only.
@@ -60,6 +63,13 @@ pub struct MediaArgs {
     /// Transfers to abort (abort scenario).
     #[arg(long, default_value_t = 10_000)]
     pub aborts: usize,
+    /// `s3-*`: the S3 API server quire keeps its media on, e.g. 127.0.0.1:5000.
+    #[arg(long)]
+    pub s3: Option<String>,
+    /// `s3-*`: quire's bucket there (created public-read-write, so this client needs no
+    /// signature; quire signs its requests).
+    #[arg(long)]
+    pub bucket: Option<String>,
     /// `concurrent`: an existing media id to download, so the server's RSS baseline is read
     /// before it has received any upload (without it, one upload precedes the baseline and
     /// leaves freed buffers the measured transfers can reuse).
@@ -78,7 +88,11 @@ pub fn run(args: MediaArgs) -> anyhow::Result<()> {
             "upload" => upload(&args).await,
             "concurrent" => concurrent(&args).await,
             "abort" => abort(&args).await,
-            other => bail!("unknown scenario {other:?}: download, upload, concurrent or abort"),
+            "s3-upload" => s3_upload(&args).await,
+            "s3-download" => s3_download(&args).await,
+            other => bail!(
+                "unknown scenario {other:?}: download, upload, concurrent, abort, s3-upload or s3-download"
+            ),
         }
     })?;
     println!("{result}");
@@ -155,6 +169,94 @@ async fn post_media(quire: SocketAddr, token: &str, body: &[u8]) -> anyhow::Resu
         String::from_utf8_lossy(&rest)
     );
     Ok(serde_json::from_slice(&rest)?)
+}
+
+/// PUTs `body` straight to the S3 API server at `addr` as object `key` of `bucket` (a plain,
+/// unsigned single-request upload; the bucket lets anyone write).
+async fn put_object(addr: &str, bucket: &str, key: &str, body: &[u8]) -> anyhow::Result<()> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let head = format!(
+        "PUT /{bucket}/{key} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    for chunk in body.chunks(1 << 20) {
+        stream.write_all(chunk).await?;
+    }
+    let (status, _length, mut rest) = read_head(&mut stream).await?;
+    stream.read_to_end(&mut rest).await?;
+    ensure!(
+        status == 200,
+        "PUT {key}: status {status}: {}",
+        String::from_utf8_lossy(&rest)
+    );
+    Ok(())
+}
+
+/// The S3 API server and bucket of the `s3-*` scenarios.
+fn s3_target(args: &MediaArgs) -> anyhow::Result<(&str, &str)> {
+    let s3 = args.s3.as_deref().context("--s3 is required")?;
+    let bucket = args.bucket.as_deref().context("--bucket is required")?;
+    ensure!(
+        s3.starts_with("127.") || s3.starts_with("localhost"),
+        "the S3 server must be on loopback"
+    );
+    Ok((s3, bucket))
+}
+
+/// 128 MiB through quire into its bucket, against the same bytes PUT straight to the bucket.
+async fn s3_upload(args: &MediaArgs) -> anyhow::Result<Value> {
+    let (s3, bucket) = s3_target(args)?;
+    let bytes = args.mib << 20;
+    let mut best_quire: f64 = 0.0;
+    let mut best_plain: f64 = 0.0;
+    for round in 0..args.repeat.max(1) {
+        // Different bytes each round, so quire stores a new blob every time.
+        let mut data = pattern(bytes);
+        data[..8].copy_from_slice(&(round as u64).to_le_bytes());
+        let start = Instant::now();
+        post_media(args.quire, &args.token, &data).await?;
+        best_quire = best_quire.max(mb_per_s(bytes, start.elapsed()));
+        let start = Instant::now();
+        put_object(s3, bucket, &format!("plain/{round}"), &data).await?;
+        best_plain = best_plain.max(mb_per_s(bytes, start.elapsed()));
+    }
+    let ratio = best_quire / best_plain;
+    Ok(
+        json!({"scenario": "media upload to S3", "bytes": bytes, "quire_mb_s": best_quire,
+              "peer_mb_s": best_plain, "ratio": ratio, "goal": ">= 0.80", "met": ratio >= 0.8}),
+    )
+}
+
+/// 128 MiB from quire's bucket through quire, against a plain GET of the same object.
+async fn s3_download(args: &MediaArgs) -> anyhow::Result<Value> {
+    let (s3, bucket) = s3_target(args)?;
+    let data = pattern(args.mib << 20);
+    let media = post_media(args.quire, &args.token, &data).await?;
+    let id = media["media"]["id"].as_str().context("no media id")?;
+    let sha = media["media"]["sha256"].as_str().context("no sha256")?;
+    let (path, object) = (format!("/media/{id}"), format!("/{bucket}/blobs/{sha}"));
+    let quire = args.quire.to_string();
+    let bytes = data.len();
+    let quire_cpu = CpuMeter::start(args.server_pid)?;
+    let quire_mb = best_of(args.repeat, bytes, || async {
+        ensure!(get(&quire, &path).await? == bytes, "short download");
+        Ok(())
+    })
+    .await?;
+    let quire_cpu = quire_cpu.seconds_per_gib(args.repeat * bytes)?;
+    let plain_mb = best_of(args.repeat, bytes, || async {
+        ensure!(get(s3, &object).await? == bytes, "short plain download");
+        Ok(())
+    })
+    .await?;
+    let ratio = quire_mb / plain_mb;
+    Ok(
+        json!({"scenario": "media download from S3", "bytes": bytes, "quire_mb_s": quire_mb,
+              "peer_mb_s": plain_mb, "ratio": ratio, "goal": ">= 0.80", "met": ratio >= 0.8,
+              "quire_cpu_s_per_gib": quire_cpu}),
+    )
 }
 
 fn mb_per_s(bytes: usize, elapsed: Duration) -> f64 {
