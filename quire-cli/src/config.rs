@@ -183,6 +183,11 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_S3_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub s3_timeout: Duration,
 
+    /// Memory for upload parts of all uploads together, in MiB: each part counts from its
+    /// first byte until the bucket has it; past this, further uploads wait their turn.
+    #[arg(long, env = "QUIRE_S3_UPLOAD_BUFFER_MIB", default_value_t = 24, value_parser = clap::value_parser!(u64).range(5..), global = true)]
+    pub s3_upload_buffer_mib: u64,
+
     /// Largest media upload accepted, in bytes; larger ones get 413 as soon as it is known.
     #[arg(long, env = "QUIRE_MAX_MEDIA_BYTES", default_value_t = 256 * 1024 * 1024, global = true)]
     pub max_media_bytes: u64,

@@ -373,6 +373,8 @@ async fn connect_bucket(settings: &Settings, url: &str) -> anyhow::Result<S3Blob
         path_style: settings.s3_path_style,
         part_size: settings.s3_part_mib.saturating_mul(1024 * 1024),
         timeout: settings.s3_timeout,
+        upload_buffer: usize::try_from(settings.s3_upload_buffer_mib.saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX),
     };
     let store = S3BlobStore::new(&bucket_settings).context("cannot use --media-store")?;
     store

@@ -84,7 +84,10 @@ pub(crate) struct Blocks {
     /// Fused: the last block is handed out after the body has ended, and a stream need not
     /// answer being polled again after its end.
     body: futures_util::stream::Fuse<ByteStream>,
+    /// The block being filled, allocated at exactly one block's size: it never grows.
     buffer: bytes::BytesMut,
+    /// What the last chunk brought beyond the block it completed: the start of the next one.
+    carried: Option<Bytes>,
     block: usize,
     max_bytes: u64,
     size: u64,
@@ -95,28 +98,44 @@ impl Blocks {
         use futures_util::StreamExt as _;
         Self {
             body: body.fuse(),
-            buffer: bytes::BytesMut::with_capacity(block),
+            buffer: bytes::BytesMut::new(),
+            carried: None,
             block,
             max_bytes,
             size: 0,
         }
     }
 
-    /// The next block, `None` at the end of the body.
+    /// The next block (exactly `block` bytes, but for the last), `None` at the end of the body.
     pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, MediaError> {
         use futures_util::StreamExt as _;
+        if self.buffer.capacity() < self.block {
+            self.buffer = bytes::BytesMut::with_capacity(self.block);
+        }
         while self.buffer.len() < self.block {
-            let Some(chunk) = self.body.next().await else {
-                break;
+            let chunk = match self.carried.take() {
+                Some(chunk) => chunk,
+                None => {
+                    let Some(chunk) = self.body.next().await else {
+                        break;
+                    };
+                    let chunk = chunk.map_err(|e| MediaError::Aborted(e.to_string()))?;
+                    self.size += chunk.len() as u64;
+                    if self.size > self.max_bytes {
+                        return Err(MediaError::TooLarge {
+                            limit: self.max_bytes,
+                        });
+                    }
+                    chunk
+                }
             };
-            let chunk = chunk.map_err(|e| MediaError::Aborted(e.to_string()))?;
-            self.size += chunk.len() as u64;
-            if self.size > self.max_bytes {
-                return Err(MediaError::TooLarge {
-                    limit: self.max_bytes,
-                });
+            let room = self.block - self.buffer.len();
+            if chunk.len() > room {
+                self.buffer.extend_from_slice(&chunk[..room]);
+                self.carried = Some(chunk.slice(room..));
+            } else {
+                self.buffer.extend_from_slice(&chunk);
             }
-            self.buffer.extend_from_slice(&chunk);
         }
         Ok((!self.buffer.is_empty()).then(|| self.buffer.split().freeze()))
     }
@@ -136,6 +155,25 @@ pub fn is_blob_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn blocks_are_exactly_one_block_and_never_grow() {
+        let chunks: Vec<io::Result<Bytes>> = [7usize, 5, 9, 1]
+            .iter()
+            .map(|n| Ok(Bytes::from(vec![*n as u8; *n])))
+            .collect();
+        let mut blocks = Blocks::new(Box::pin(futures_util::stream::iter(chunks)), 6, 100);
+        let mut sizes = Vec::new();
+        let mut all = Vec::new();
+        while let Some(block) = blocks.next().await.unwrap() {
+            sizes.push(block.len());
+            all.extend_from_slice(&block);
+        }
+        assert_eq!(sizes, [6, 6, 6, 4]);
+        assert_eq!(all.len(), 22);
+        assert_eq!(&all[..8], &[7, 7, 7, 7, 7, 7, 7, 5]);
+        assert_eq!(blocks.size(), 22);
+    }
 
     #[test]
     fn blob_names() {

@@ -3,7 +3,9 @@
 //!
 //! **Uploads** stream into a multipart upload under `<prefix>tmp/<random>`: the body is gathered
 //! into parts of [`S3Settings::part_size`] bytes, each part hashed on the blocking pool and sent
-//! while the next one arrives (at most two parts in memory, however large the file). A body past
+//! (by a task of its own) while the next one arrives: at most two parts of an upload in memory,
+//! however large the file, and at most [`S3Settings::upload_buffer`] bytes of parts for all
+//! uploads together (past it, uploads wait for a share, reading nothing). A body past
 //! its limit, a failing client or a failing bucket aborts the multipart upload, so nothing is
 //! left behind. A complete upload is copied, server side, to `<prefix>blobs/<sha256>` (unless
 //! those bytes are already stored) and the temporary object is deleted.
@@ -26,9 +28,10 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{
     ClientOptions, GetOptions, MultipartUpload, ObjectStore, ObjectStoreExt as _, PutPayload,
-    RetryConfig, UploadPart,
+    RetryConfig,
 };
 use sha2::{Digest as _, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::spawn_blocking;
 
 use crate::{BlobReader, BlobStore, Blocks, ByteStream, MediaError, StoredBlob, is_blob_name};
@@ -51,6 +54,9 @@ pub struct S3Settings {
     pub part_size: usize,
     /// Longest any one request to the bucket may take.
     pub timeout: Duration,
+    /// Bytes of parts held in memory by all uploads together (each part counts from when its
+    /// first byte is read until it is sent); uploads past it wait their turn.
+    pub upload_buffer: usize,
 }
 
 /// Blobs in an S3-compatible bucket (see the module doc).
@@ -59,6 +65,8 @@ pub struct S3BlobStore {
     store: Arc<AmazonS3>,
     prefix: String,
     part_size: usize,
+    /// One permit per part that fits in [`S3Settings::upload_buffer`].
+    buffer_budget: Arc<Semaphore>,
 }
 
 impl S3BlobStore {
@@ -89,10 +97,12 @@ impl S3BlobStore {
             builder = builder.with_secret_access_key(secret);
         }
         let store = builder.build().map_err(unavailable)?;
+        let part_size = settings.part_size.max(5 * 1024 * 1024);
         Ok(Self {
             store: Arc::new(store),
             prefix: settings.prefix.clone(),
-            part_size: settings.part_size.max(5 * 1024 * 1024),
+            part_size,
+            buffer_budget: Arc::new(Semaphore::new((settings.upload_buffer / part_size).max(1))),
         })
     }
 
@@ -161,12 +171,15 @@ async fn timed<T>(
 struct Upload {
     multipart: Box<dyn MultipartUpload>,
     hasher: Option<Sha256>,
-    sending: Option<UploadPart>,
+    /// The part being sent, as a task of its own (so it progresses while the next part
+    /// arrives), holding its share of the upload buffer budget until it is sent.
+    sending: Option<tokio::task::JoinHandle<object_store::Result<()>>>,
 }
 
 impl Upload {
-    /// Hashes `part` off the async threads, then sends it while the caller gathers the next.
-    async fn part(&mut self, part: Bytes) -> Result<(), MediaError> {
+    /// Hashes `part` off the async threads, waits for the previous part to be sent, then
+    /// starts sending this one (its `share` of the buffer budget released once it is sent).
+    async fn part(&mut self, part: Bytes, share: OwnedSemaphorePermit) -> Result<(), MediaError> {
         let hasher = self.hasher.take().unwrap_or_default();
         let hashed = part.clone();
         let hasher = spawn_blocking(move || {
@@ -178,21 +191,32 @@ impl Upload {
         .map_err(|e| MediaError::Io(io::Error::other(e.to_string())))?;
         self.hasher = Some(hasher);
         self.sent().await?;
-        self.sending = Some(self.multipart.put_part(PutPayload::from_bytes(part)));
+        let sending = self.multipart.put_part(PutPayload::from_bytes(part));
+        self.sending = Some(tokio::spawn(async move {
+            let sent = timed("put_part", sending).await;
+            drop(share);
+            sent
+        }));
         Ok(())
     }
 
     /// Waits for the part in flight, if any.
     async fn sent(&mut self) -> Result<(), MediaError> {
         if let Some(sending) = self.sending.take() {
-            timed("put_part", sending).await.map_err(unavailable)?;
+            sending
+                .await
+                .map_err(|e| MediaError::Io(io::Error::other(e.to_string())))?
+                .map_err(unavailable)?;
         }
         Ok(())
     }
 
     /// Gives the upload up: no part stays behind in the bucket.
     async fn abort(mut self) {
-        let _ = self.sending.take();
+        if let Some(sending) = self.sending.take() {
+            sending.abort();
+            let _ = sending.await;
+        }
         if let Err(error) = timed("abort", self.multipart.abort()).await {
             tracing::warn!(error = %error, "could not abort a multipart upload; the bucket's lifecycle rule must remove it");
         }
@@ -216,12 +240,25 @@ impl BlobStore for S3BlobStore {
         };
         let mut blocks = Blocks::new(body, self.part_size, max_bytes);
         let received: Result<(), MediaError> = async {
-            while let Some(part) = blocks.next().await? {
-                upload.part(part).await?;
-            }
-            // A multipart upload needs one part, even an empty one.
-            if blocks.size() == 0 {
-                upload.part(Bytes::new()).await?;
+            loop {
+                // A part's share of the budget is taken before its bytes are read.
+                let share = self
+                    .buffer_budget
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| {
+                        MediaError::Unavailable("the upload buffer budget is closed".to_owned())
+                    })?;
+                match blocks.next().await? {
+                    Some(part) => upload.part(part, share).await?,
+                    // A multipart upload needs one part, even an empty one.
+                    None if blocks.size() == 0 => {
+                        upload.part(Bytes::new(), share).await?;
+                        break;
+                    }
+                    None => break,
+                }
             }
             upload.sent().await
         }

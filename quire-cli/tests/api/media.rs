@@ -382,3 +382,27 @@ async fn only_the_uploader_deletes() {
     assert_eq!(app.test_dir().media_objects().await, (0, 0));
 }
 }
+
+api_test! {
+/// With a buffer budget of one part for all uploads (the bucket store), concurrent uploads of
+/// several parts each take turns and all complete, byte for byte (none waits forever on a
+/// share another holds).
+async fn concurrent_uploads_share_a_small_buffer_budget() {
+    let app = TestApp::start_with(|settings| settings.s3_upload_buffer_mib = 5).await;
+    let token = app.register("jake").await;
+    let uploads = (0..3u8).map(|i| {
+        let mut data = pattern(17 * 1024 * 1024);
+        data[0] = i;
+        let (app, token) = (&app, &token);
+        async move {
+            let (status, body) = upload(app, token, "application/octet-stream", data.clone()).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            assert_eq!(body["media"]["sha256"], sha256_hex(&data));
+            let id = body["media"]["id"].as_str().unwrap().to_owned();
+            let back = app.client.get(app.url(&format!("/media/{id}"))).send().await.unwrap();
+            assert!(back.bytes().await.unwrap() == data, "upload {i} differs");
+        }
+    });
+    futures_util::future::join_all(uploads).await;
+}
+}
