@@ -74,7 +74,7 @@ pub struct NewCommentInput {
 }
 
 /// `GET /articles` query parameters, unparsed.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ArticleQuery {
     /// Only articles with this tag.

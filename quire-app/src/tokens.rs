@@ -54,6 +54,11 @@ impl TokenKeys {
     }
 
     /// The user a token names, if it is well signed and not expired.
+    /// How long an issued token stays valid.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     pub fn verify(&self, token: &str) -> Result<UserId, AuthFailure> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {

@@ -188,6 +188,12 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_S3_UPLOAD_BUFFER_MIB", default_value_t = 24, value_parser = clap::value_parser!(u64).range(5..), global = true)]
     pub s3_upload_buffer_mib: u64,
 
+    /// The site's public address (e.g. https://blog.example.com) for canonical links, Atom
+    /// feeds and the sitemap; an https:// address also marks the session cookie `Secure`
+    /// (as serving TLS does). When not given, each request's `Host` is used.
+    #[arg(long, env = "QUIRE_PUBLIC_URL", value_parser = public_url, global = true)]
+    pub public_url: Option<String>,
+
     /// Largest media upload accepted, in bytes; larger ones get 413 as soon as it is known.
     #[arg(long, env = "QUIRE_MAX_MEDIA_BYTES", default_value_t = 256 * 1024 * 1024, global = true)]
     pub max_media_bytes: u64,
@@ -536,6 +542,19 @@ impl Settings {
     pub fn defaults() -> Self {
         Cli::parse_from(["quire"]).settings
     }
+}
+
+/// An http:// or https:// origin, without a trailing slash.
+fn public_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim_end_matches('/');
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if host.is_empty() || host.contains(['/', '?', '#', ' ', '"', '<', '>']) {
+        return Err("must be an origin such as https://blog.example.com (no path)".to_owned());
+    }
+    Ok(url.to_owned())
 }
 
 /// A fraction from 0 to 1.

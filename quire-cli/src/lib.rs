@@ -23,6 +23,7 @@ use quire_http::client_ip::TrustedProxies;
 use quire_http::live::LiveConfig;
 use quire_http::rate_limit::{Rate, RateLimitConfig, RateLimits};
 use quire_http::sign_in_guard::SignInLimits;
+use quire_http::web::WebConfig;
 use quire_http::{AppState, HttpConfig};
 use quire_media::{BlobStore, FsBlobStore, S3BlobStore, S3Settings};
 use quire_serve::ServeConfig;
@@ -246,6 +247,14 @@ pub async fn serve(
         app,
         live,
         RateLimits::with_shared(rate_limits_config.clone(), cluster.buckets.clone()),
+        WebConfig {
+            secure_cookies: settings.tls_cert.is_some()
+                || settings
+                    .public_url
+                    .as_deref()
+                    .is_some_and(|url| url.starts_with("https://")),
+            public_url: settings.public_url.clone(),
+        },
     );
     state.rate_limits.spawn_housekeeping();
     quire_http::metrics::recorder();

@@ -86,6 +86,15 @@ impl ApiError {
         self.status
     }
 
+    /// The errors as one sentence for people: `title can't be blank; body is too long`.
+    pub fn summary(&self) -> String {
+        self.errors
+            .iter()
+            .map(|(field, message)| format!("{field} {message}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     fn body(&self) -> Value {
         let mut fields = Map::new();
         for (field, message) in &self.errors {

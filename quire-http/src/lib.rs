@@ -19,6 +19,7 @@ mod render;
 mod routes;
 pub mod sign_in_guard;
 mod views;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -108,6 +109,8 @@ pub struct Shared {
     pub rate_limits: Arc<rate_limit::RateLimits>,
     /// The tag list's JSON, rendered once per version of the list.
     pub tags_json: render::TagsJson,
+    /// Settings of the web pages.
+    pub web: web::WebConfig,
 }
 
 impl std::ops::Deref for AppState {
@@ -123,6 +126,7 @@ impl AppState {
         app: Arc<App>,
         live: live::LiveConfig,
         rate_limits: Arc<rate_limit::RateLimits>,
+        web: web::WebConfig,
     ) -> Self {
         Self(Arc::new(Shared {
             app,
@@ -133,6 +137,7 @@ impl AppState {
             sessions: TaskTracker::new(),
             rate_limits,
             tags_json: render::TagsJson::default(),
+            web,
         }))
     }
 }
@@ -168,7 +173,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(api)
         .merge(routes::health::router())
         .merge(routes::media::public_router())
-        .merge(routes::web::router())
+        .merge(web::router())
         .routes(routes!(metrics::render))
 }
 

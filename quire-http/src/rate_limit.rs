@@ -315,11 +315,12 @@ fn allowed(snapshot: &StateSnapshot) -> Verdict {
 
 /// Whether a request is exempt: probes and scrapes must keep working under any load.
 fn exempt(path: &str) -> bool {
-    path.starts_with("/health/") || path == "/metrics"
+    path.starts_with("/health/") || path == "/metrics" || path.starts_with("/assets/")
 }
 
+/// Sign-ups, through the API or the web form.
 fn is_registration(method: &Method, path: &str) -> bool {
-    method == Method::POST && path == "/api/users"
+    method == Method::POST && (path == "/api/users" || path == "/register")
 }
 
 fn whole_seconds(duration: Duration) -> u64 {

@@ -25,6 +25,8 @@ use crate::views::{DashboardStats, ProfileView};
 struct Renderings {
     with_body: OnceLock<Bytes>,
     without_body: OnceLock<Bytes>,
+    /// The body as HTML, for the web pages.
+    html_body: OnceLock<std::sync::Arc<str>>,
 }
 
 /// The viewer-independent fields, in the order they are written.
@@ -87,6 +89,21 @@ fn head_of(seen: &SeenArticle, with_body: bool) -> Bytes {
         &renderings.without_body
     };
     slot.get_or_init(|| head(record, with_body)).clone()
+}
+
+/// The body of `seen`'s version as HTML (made by `to_html` once per version).
+pub(crate) fn article_html(
+    seen: &SeenArticle,
+    to_html: impl FnOnce(&str) -> String,
+) -> std::sync::Arc<str> {
+    let body = seen.record().body.as_deref().unwrap_or_default();
+    match seen.shared.memo.get_or_init(Renderings::default) {
+        Some(renderings) => renderings
+            .html_body
+            .get_or_init(|| to_html(body).into())
+            .clone(),
+        None => to_html(body).into(),
+    }
 }
 
 fn flag(value: bool) -> &'static [u8] {

@@ -137,7 +137,9 @@ impl Blocks {
                 self.buffer.extend_from_slice(&chunk);
             }
         }
-        Ok((!self.buffer.is_empty()).then(|| self.buffer.split().freeze()))
+        // Taken whole, not split off: a split would leave `buffer` sharing (and keeping alive)
+        // the allocation of the block just handed out while this upload waits for its next turn.
+        Ok((!self.buffer.is_empty()).then(|| std::mem::take(&mut self.buffer).freeze()))
     }
 
     /// Bytes read so far.

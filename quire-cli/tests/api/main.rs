@@ -63,3 +63,4 @@ mod support;
 mod tls;
 mod users;
 mod web;
+mod web_ui;

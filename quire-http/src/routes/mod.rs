@@ -9,4 +9,3 @@ pub mod media;
 pub mod profiles;
 pub mod tags;
 pub mod users;
-pub mod web;
