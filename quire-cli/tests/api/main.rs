@@ -36,6 +36,7 @@ macro_rules! api_test {
 }
 
 mod articles;
+mod browser;
 mod cache;
 mod cache_audit;
 mod cluster;
