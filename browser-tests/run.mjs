@@ -1,7 +1,7 @@
 // quire's web UI as a person uses it, in Debian's Chromium (headless), driven by playwright-core:
 // sign up -> write an article in Markdown with an uploaded image -> see it rendered -> a second
 // user comments (it appears live on the first user's open page) -> favorite -> follow -> feed
-// -> the Atom feed parses as XML -> sign out; then the same comment form without JavaScript.
+// -> search -> the Atom feed parses as XML -> sign out; then the same comment form without JavaScript.
 // axe-core runs on every page: no serious or critical violation may remain. Screenshots of
 // each page go to the artifacts directory.
 //
@@ -146,6 +146,16 @@ try {
     return { error: doc.querySelector("parsererror") !== null, entries: doc.getElementsByTagName("entry").length };
   }, feedText);
   check(!parsed.error && parsed.entries === 1, "the Atom feed parses as XML with the article as its entry");
+
+  // --- search finds it, with the match highlighted.
+  await ben.goto("/");
+  await ben.getByRole("link", { name: "Search" }).click();
+  await ben.getByLabel("Words to find in articles").fill("markdown headings");
+  await ben.getByRole("button", { name: "Search" }).click();
+  await ben.waitForURL(/\/search\?q=/);
+  check(await ben.getByRole("link", { name: "Browsers read Markdown" }).isVisible(), "search finds the article");
+  check((await ben.locator(".snippet mark").count()) > 0, "the search snippet highlights the match");
+  await audit(ben, "search");
 
   await ben.goto("/settings");
   await audit(ben, "settings");

@@ -14,6 +14,7 @@ mod live;
 mod media;
 mod passwords;
 mod profiles;
+mod search;
 mod tokens;
 mod users;
 
@@ -33,6 +34,7 @@ pub use quire_events::{Event, EventBus, InProcessBus, Next, Subscription};
 pub use quire_store::{
     ArticleRecord, CommentRecord, MediaRecord, Profile, Store, StoreError, UserRecord,
 };
+pub use search::{MARK_END, MARK_START, SearchPage, SearchResult, search_words};
 pub use tokens::TokenKeys;
 
 /// One cached version of an article, shared by every reader of it, with a [`Memo`] for what

@@ -167,6 +167,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::articles::router())
         .merge(routes::comments::router())
         .merge(routes::tags::router())
+        .merge(routes::search::router())
         .merge(routes::media::api_router())
         .merge(live::router());
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

@@ -17,8 +17,9 @@ use quire_domain::{ArticleId, CommentBody, CommentId, Email, Page, Slug, Tag, Us
 
 pub use error::StoreError;
 pub use records::{
-    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
-    NewArticle, NewUser, Profile, UserChanges, UserRecord,
+    ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MARK_END,
+    MARK_START, MediaRecord, NewArticle, NewUser, Profile, SearchHit, SearchHits, UserChanges,
+    UserRecord,
 };
 
 /// Result of every store operation.
@@ -76,6 +77,9 @@ pub trait Store: Send + Sync + 'static {
     async fn feed_ids(&self, viewer: UserId, limit: u32) -> StoreResult<(Vec<ArticleId>, u64)>;
     /// Articles by authors `viewer` follows, newest first, without bodies.
     async fn feed(&self, viewer: UserId, page: Page) -> StoreResult<ArticleList>;
+    /// Articles whose title, description or body hold every one of `words` (stemmed), best
+    /// match first, with a snippet each; the index is exact after every committed write.
+    async fn search(&self, words: Vec<String>, page: Page) -> StoreResult<SearchHits>;
     async fn article(
         &self,
         slug: &Slug,

@@ -79,6 +79,26 @@ pub struct ArticleList {
     pub total: u64,
 }
 
+/// Where a search snippet's match starts (a private-use character, never in stored text).
+pub const MARK_START: char = '\u{E000}';
+/// Where a search snippet's match ends.
+pub const MARK_END: char = '\u{E001}';
+
+/// One article a search found, with its text around the matches (each match between
+/// [`MARK_START`] and [`MARK_END`]).
+#[derive(Debug, Clone)]
+pub struct SearchHit {
+    pub id: ArticleId,
+    pub snippet: String,
+}
+
+/// One page of search hits, best first, and the number of all hits.
+#[derive(Debug, Clone, Default)]
+pub struct SearchHits {
+    pub hits: Vec<SearchHit>,
+    pub total: u64,
+}
+
 /// An article to create.
 #[derive(Debug, Clone)]
 pub struct NewArticle {

@@ -58,6 +58,7 @@ mod pg_server;
 mod postgres;
 mod profiles;
 mod restart;
+mod search;
 mod serving;
 mod slow_clients;
 mod support;

@@ -7,5 +7,6 @@ pub mod fallback;
 pub mod health;
 pub mod media;
 pub mod profiles;
+pub mod search;
 pub mod tags;
 pub mod users;

@@ -11,6 +11,7 @@
 //! - `account.rs`: sign up, sign in, sign out, settings;
 //! - `writing.rs`: editor (new, edit, delete, image upload), comments, favorites, follows;
 //! - `feeds.rs`: Atom feeds, `sitemap.xml`, `robots.txt`;
+//! - `search.rs`: the search page;
 //! - `views.rs`: what templates show, made from records.
 
 mod account;
@@ -19,6 +20,7 @@ mod feeds;
 mod forms;
 mod markdown;
 mod reading;
+mod search;
 mod session;
 mod views;
 mod writing;
@@ -54,6 +56,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(reading::home))
         .routes(routes!(reading::article))
+        .route("/search", get(search::search))
         .route("/tag/{tag}", get(reading::tag))
         .route("/profile/{username}", get(reading::profile))
         .route("/login", get(account::login_page).post(account::login))

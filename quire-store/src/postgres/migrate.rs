@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_secrets.sql"),
     ),
+    (5, include_str!("../../migrations/postgres/0005_search.sql")),
 ];
 
 /// Key of the advisory lock held while migrating ("quire" in ASCII).

@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 use crate::{
     ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
-    NewArticle, NewUser, Profile, Store, StoreError, StoreResult, UserChanges, UserRecord,
+    NewArticle, NewUser, Profile, SearchHits, Store, StoreError, StoreResult, UserChanges,
+    UserRecord,
 };
 
 /// A [`Store`] in a PostgreSQL database, optionally reading from streaming replicas of it.
@@ -237,6 +238,11 @@ impl Store for PgStore {
     async fn feed(&self, viewer: UserId, page: Page) -> StoreResult<ArticleList> {
         let client = self.reader().await?;
         queries::feed(&client, viewer, page).await
+    }
+
+    async fn search(&self, words: Vec<String>, page: Page) -> StoreResult<SearchHits> {
+        let client = self.reader().await?;
+        queries::search(&client, &words, page).await
     }
 
     async fn article(

@@ -12,7 +12,8 @@ use tokio_postgres::types::ToSql;
 use super::pool::unique_violation;
 use crate::{
     ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
-    NewArticle, NewUser, Profile, StoreError, StoreResult, UserChanges, UserRecord,
+    NewArticle, NewUser, Profile, SearchHit, SearchHits, StoreError, StoreResult, UserChanges,
+    UserRecord,
 };
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
@@ -903,4 +904,54 @@ pub async fn shared_secret_on(
             .await?
             .get(0),
     )
+}
+
+/// `ts_headline` options: matches between the store's markers, about 24 words.
+const HEADLINE: &str = "StartSel=\u{E000}, StopSel=\u{E001}, MaxWords=24, MinWords=12, MaxFragments=2, FragmentDelimiter=\" … \"";
+
+pub async fn search<C: GenericClient>(
+    c: &C,
+    words: &[String],
+    page: Page,
+) -> StoreResult<SearchHits> {
+    let query = words.join(" ");
+    let total = count_at(
+        &one(
+            c,
+            "SELECT count(*) FROM articles WHERE search @@ websearch_to_tsquery('english', $1)",
+            &[&query],
+        )
+        .await?,
+        0,
+    );
+    if total == 0 || page.offset >= total {
+        return Ok(SearchHits {
+            hits: Vec::new(),
+            total,
+        });
+    }
+    let hits = all(
+        c,
+        "SELECT a.id, ts_headline('english', a.title || ' — ' || a.description || ' — ' || a.body, q, $4)
+         FROM (SELECT id, ts_rank_cd(search, q) AS rank
+               FROM articles, websearch_to_tsquery('english', $1) q
+               WHERE search @@ q
+               ORDER BY rank DESC, id DESC LIMIT $2 OFFSET $3) hit
+         JOIN articles a ON a.id = hit.id, websearch_to_tsquery('english', $1) q
+         ORDER BY hit.rank DESC, hit.id DESC",
+        &[
+            &query,
+            &i64::from(page.limit),
+            &i64::try_from(page.offset).unwrap_or(i64::MAX),
+            &HEADLINE,
+        ],
+    )
+    .await?
+    .iter()
+    .map(|row| SearchHit {
+        id: ArticleId(row.get(0)),
+        snippet: row.get(1),
+    })
+    .collect();
+    Ok(SearchHits { hits, total })
 }

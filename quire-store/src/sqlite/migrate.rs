@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../../migrations/sqlite/0002_media.sql")),
     (3, include_str!("../../migrations/sqlite/0003_counts.sql")),
     (4, include_str!("../../migrations/sqlite/0004_secrets.sql")),
+    (5, include_str!("../../migrations/sqlite/0005_search.sql")),
 ];
 
 /// Brings the database to the newest schema. Refuses a database newer than this binary.
@@ -60,7 +61,8 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 10);
+        // Ten tables, plus the search index and its four shadow tables.
+        assert_eq!(tables, 15);
     }
 
     #[test]

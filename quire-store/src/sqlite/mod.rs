@@ -16,7 +16,7 @@ pub use pool::SqliteOptions;
 
 use crate::{
     ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
-    NewArticle, NewUser, Profile, Store, StoreResult, UserChanges, UserRecord,
+    NewArticle, NewUser, Profile, SearchHits, Store, StoreResult, UserChanges, UserRecord,
 };
 
 /// A [`Store`] in one SQLite file.
@@ -149,6 +149,12 @@ impl Store for SqliteStore {
     async fn feed(&self, viewer: UserId, page: Page) -> StoreResult<ArticleList> {
         self.pool
             .read(move |conn| queries::feed(conn, viewer, page))
+            .await
+    }
+
+    async fn search(&self, words: Vec<String>, page: Page) -> StoreResult<SearchHits> {
+        self.pool
+            .read(move |conn| queries::search(conn, &words, page))
             .await
     }
 

@@ -7,7 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, named_params};
 
 use crate::{
     ArticleChanges, ArticleFilter, ArticleList, ArticleRecord, CommentRecord, Count, MediaRecord,
-    NewArticle, NewUser, Profile, StoreError, StoreResult, UserChanges, UserRecord,
+    NewArticle, NewUser, Profile, SearchHit, SearchHits, StoreError, StoreResult, UserChanges,
+    UserRecord,
 };
 
 /// Separates tags in one aggregated column; tags cannot contain control characters.
@@ -779,6 +780,54 @@ pub fn blob_in_use(conn: &Connection, sha256: &str) -> StoreResult<bool> {
     Ok(conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM media WHERE sha256 = ?1)")?
         .query_row([sha256], |row| row.get(0))?)
+}
+
+/// FTS5 query text for `words`: each word a quoted string (so no word is read as syntax),
+/// all required.
+fn fts_query(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn search(conn: &Connection, words: &[String], page: Page) -> StoreResult<SearchHits> {
+    let query = fts_query(words);
+    let total: i64 = conn
+        .prepare_cached("SELECT count(*) FROM article_search WHERE article_search MATCH ?1")?
+        .query_row([&query], |row| row.get(0))?;
+    if total <= 0 || page.offset >= total as u64 {
+        return Ok(SearchHits {
+            hits: Vec::new(),
+            total: total.max(0) as u64,
+        });
+    }
+    let hits = conn
+        .prepare_cached(
+            "SELECT rowid, snippet(article_search, -1, char(57344), char(57345), '…', 24)
+             FROM article_search WHERE article_search MATCH :query
+             ORDER BY bm25(article_search, 10.0, 4.0, 1.0), rowid DESC
+             LIMIT :limit OFFSET :offset",
+        )?
+        .query_map(
+            named_params! {
+                ":query": query,
+                ":limit": i64::from(page.limit),
+                ":offset": i64::try_from(page.offset).unwrap_or(i64::MAX),
+            },
+            |row| {
+                Ok(SearchHit {
+                    id: ArticleId(row.get(0)?),
+                    snippet: row.get(1)?,
+                })
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SearchHits {
+        hits,
+        total: total as u64,
+    })
 }
 
 #[cfg(test)]
