@@ -43,6 +43,44 @@ pub fn search_words(query: &str) -> Vec<String> {
         .collect()
 }
 
+/// A snippet of Markdown source as a reader would read it: link and image targets dropped
+/// (their text kept), emphasis, heading and code marks removed, whitespace collapsed. The
+/// match marks stay where they are.
+pub fn readable(snippet: &str) -> String {
+    let mut text = String::with_capacity(snippet.len());
+    let mut chars = snippet.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            // `](target)`: the target goes, the text before it stays.
+            ']' if chars.peek() == Some(&'(') => {
+                let mut depth = 0;
+                for skipped in chars.by_ref() {
+                    match skipped {
+                        '(' => depth += 1,
+                        ')' if depth <= 1 => break,
+                        ')' => depth -= 1,
+                        // A target has no spaces: one cut short by the snippet ends here.
+                        w if w.is_whitespace() => {
+                            text.push(' ');
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            '!' if chars.peek() == Some(&'[') => {}
+            '[' | ']' | '#' | '*' | '`' | '~' => {}
+            c if c.is_whitespace() => {
+                if !text.ends_with(' ') && !text.is_empty() {
+                    text.push(' ');
+                }
+            }
+            c => text.push(c),
+        }
+    }
+    text.trim_end().to_owned()
+}
+
 impl App {
     pub async fn search(
         &self,
@@ -70,7 +108,7 @@ impl App {
             if let Some(article) = next.take_if(|a| a.record().id == hit.id) {
                 results.push(SearchResult {
                     article,
-                    snippet: hit.snippet,
+                    snippet: readable(&hit.snippet),
                 });
                 next = seen.next();
             }
@@ -85,6 +123,27 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::search_words;
+
+    #[test]
+    fn snippets_read_as_text() {
+        use super::{MARK_END, MARK_START, readable};
+        let marked = format!("# {MARK_START}Heading{MARK_END} with **bold** and `code`");
+        assert_eq!(
+            readable(&marked),
+            format!("{MARK_START}Heading{MARK_END} with bold and code")
+        );
+        assert_eq!(
+            readable(
+                "see [the docs](https://x.example/a_(b)) and ![a cat](/media/1)\n\n```\nx\n```"
+            ),
+            "see the docs and a cat x"
+        );
+        assert_eq!(readable("cut [short](https://x.example/lo…"), "cut short");
+        assert_eq!(
+            readable("cut [short](https://x.ex next words"),
+            "cut short next words"
+        );
+    }
 
     #[test]
     fn queries_are_words_never_syntax() {
