@@ -185,7 +185,7 @@ pub struct Settings {
 
     /// Memory for upload parts of all uploads together, in MiB: each part counts from its
     /// first byte until the bucket has it; past this, further uploads wait their turn.
-    #[arg(long, env = "QUIRE_S3_UPLOAD_BUFFER_MIB", default_value_t = 24, value_parser = clap::value_parser!(u64).range(5..), global = true)]
+    #[arg(long, env = "QUIRE_S3_UPLOAD_BUFFER_MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(5..), global = true)]
     pub s3_upload_buffer_mib: u64,
 
     /// The site's public address (e.g. https://blog.example.com) for canonical links, Atom

@@ -7,6 +7,7 @@
 
 pub mod copy;
 mod fs;
+mod parts;
 mod s3;
 
 use std::io;
@@ -84,8 +85,6 @@ pub(crate) struct Blocks {
     /// Fused: the last block is handed out after the body has ended, and a stream need not
     /// answer being polled again after its end.
     body: futures_util::stream::Fuse<ByteStream>,
-    /// The block being filled, allocated at exactly one block's size: it never grows.
-    buffer: bytes::BytesMut,
     /// What the last chunk brought beyond the block it completed: the start of the next one.
     carried: Option<Bytes>,
     block: usize,
@@ -98,7 +97,6 @@ impl Blocks {
         use futures_util::StreamExt as _;
         Self {
             body: body.fuse(),
-            buffer: bytes::BytesMut::new(),
             carried: None,
             block,
             max_bytes,
@@ -106,13 +104,13 @@ impl Blocks {
         }
     }
 
-    /// The next block (exactly `block` bytes, but for the last), `None` at the end of the body.
-    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, MediaError> {
+    /// Appends the body's next bytes to `buf` until it holds one block or the body ends;
+    /// whether any were added. Room for a block is made only once bytes arrive, and the buffer
+    /// never grows past one block.
+    pub(crate) async fn fill(&mut self, buf: &mut Vec<u8>) -> Result<bool, MediaError> {
         use futures_util::StreamExt as _;
-        if self.buffer.capacity() < self.block {
-            self.buffer = bytes::BytesMut::with_capacity(self.block);
-        }
-        while self.buffer.len() < self.block {
+        let start = buf.len();
+        while buf.len() < self.block {
             let chunk = match self.carried.take() {
                 Some(chunk) => chunk,
                 None => {
@@ -129,17 +127,24 @@ impl Blocks {
                     chunk
                 }
             };
-            let room = self.block - self.buffer.len();
+            if buf.capacity() < self.block {
+                buf.reserve_exact(self.block - buf.len());
+            }
+            let room = self.block - buf.len();
             if chunk.len() > room {
-                self.buffer.extend_from_slice(&chunk[..room]);
+                buf.extend_from_slice(&chunk[..room]);
                 self.carried = Some(chunk.slice(room..));
             } else {
-                self.buffer.extend_from_slice(&chunk);
+                buf.extend_from_slice(&chunk);
             }
         }
-        // Taken whole, not split off: a split would leave `buffer` sharing (and keeping alive)
-        // the allocation of the block just handed out while this upload waits for its next turn.
-        Ok((!self.buffer.is_empty()).then(|| std::mem::take(&mut self.buffer).freeze()))
+        Ok(buf.len() > start)
+    }
+
+    /// The next block (exactly one block's size, but for the last), `None` at the end.
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, MediaError> {
+        let mut buf = Vec::new();
+        Ok(self.fill(&mut buf).await?.then(|| Bytes::from(buf)))
     }
 
     /// Bytes read so far.

@@ -5,7 +5,8 @@
 //! into parts of [`S3Settings::part_size`] bytes, each part hashed on the blocking pool and sent
 //! (by a task of its own) while the next one arrives: at most two parts of an upload in memory,
 //! however large the file, and at most [`S3Settings::upload_buffer`] bytes of parts for all
-//! uploads together (past it, uploads wait for a share, reading nothing). A body past
+//! uploads together, in buffers that are reused (`parts.rs`; past the budget, uploads wait
+//! for a buffer, reading nothing). A body past
 //! its limit, a failing client or a failing bucket aborts the multipart upload, so nothing is
 //! left behind. A complete upload is copied, server side, to `<prefix>blobs/<sha256>` (unless
 //! those bytes are already stored) and the temporary object is deleted.
@@ -31,9 +32,9 @@ use object_store::{
     RetryConfig,
 };
 use sha2::{Digest as _, Sha256};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::spawn_blocking;
 
+use crate::parts::PartPool;
 use crate::{BlobReader, BlobStore, Blocks, ByteStream, MediaError, StoredBlob, is_blob_name};
 
 /// Where the bucket is and how to reach it.
@@ -65,8 +66,8 @@ pub struct S3BlobStore {
     store: Arc<AmazonS3>,
     prefix: String,
     part_size: usize,
-    /// One permit per part that fits in [`S3Settings::upload_buffer`].
-    buffer_budget: Arc<Semaphore>,
+    /// As many part buffers as fit in [`S3Settings::upload_buffer`].
+    parts: Arc<PartPool>,
 }
 
 impl S3BlobStore {
@@ -102,7 +103,7 @@ impl S3BlobStore {
             store: Arc::new(store),
             prefix: settings.prefix.clone(),
             part_size,
-            buffer_budget: Arc::new(Semaphore::new((settings.upload_buffer / part_size).max(1))),
+            parts: PartPool::new(settings.upload_buffer / part_size, part_size),
         })
     }
 
@@ -172,14 +173,14 @@ struct Upload {
     multipart: Box<dyn MultipartUpload>,
     hasher: Option<Sha256>,
     /// The part being sent, as a task of its own (so it progresses while the next part
-    /// arrives), holding its share of the upload buffer budget until it is sent.
+    /// arrives), holding its pooled buffer until it is sent.
     sending: Option<tokio::task::JoinHandle<object_store::Result<()>>>,
 }
 
 impl Upload {
     /// Hashes `part` off the async threads, waits for the previous part to be sent, then
-    /// starts sending this one (its `share` of the buffer budget released once it is sent).
-    async fn part(&mut self, part: Bytes, share: OwnedSemaphorePermit) -> Result<(), MediaError> {
+    /// starts sending this one (its pooled buffer goes back once it is sent).
+    async fn part(&mut self, part: Bytes) -> Result<(), MediaError> {
         let hasher = self.hasher.take().unwrap_or_default();
         let hashed = part.clone();
         let hasher = spawn_blocking(move || {
@@ -192,11 +193,7 @@ impl Upload {
         self.hasher = Some(hasher);
         self.sent().await?;
         let sending = self.multipart.put_part(PutPayload::from_bytes(part));
-        self.sending = Some(tokio::spawn(async move {
-            let sent = timed("put_part", sending).await;
-            drop(share);
-            sent
-        }));
+        self.sending = Some(tokio::spawn(timed("put_part", sending)));
         Ok(())
     }
 
@@ -241,23 +238,15 @@ impl BlobStore for S3BlobStore {
         let mut blocks = Blocks::new(body, self.part_size, max_bytes);
         let received: Result<(), MediaError> = async {
             loop {
-                // A part's share of the budget is taken before its bytes are read.
-                let share = self
-                    .buffer_budget
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| {
-                        MediaError::Unavailable("the upload buffer budget is closed".to_owned())
-                    })?;
-                match blocks.next().await? {
-                    Some(part) => upload.part(part, share).await?,
-                    // A multipart upload needs one part, even an empty one.
-                    None if blocks.size() == 0 => {
-                        upload.part(Bytes::new(), share).await?;
-                        break;
-                    }
-                    None => break,
+                // A part's buffer (its share of the budget) is taken before its bytes are read.
+                let mut part = self.parts.take().await?;
+                let got = blocks.fill(&mut part.buf).await?;
+                // A multipart upload needs one part, even an empty one.
+                if got || blocks.size() == 0 {
+                    upload.part(Bytes::from_owner(part)).await?;
+                }
+                if !got {
+                    break;
                 }
             }
             upload.sent().await
