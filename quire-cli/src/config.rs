@@ -353,6 +353,11 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub header_read_timeout: Duration,
 
+    /// Largest request head (request line and headers) in bytes, at least 8192; larger ones get
+    /// 431. Also what an HTTP/1.1 connection buffers while it reads, uploads included.
+    #[arg(long, env = "QUIRE_MAX_HEADER_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(8192..=16 * 1024 * 1024), global = true)]
+    pub max_header_bytes: u64,
+
     /// Longest a request body (an upload included) may send nothing; past it the request
     /// fails (400 for uploads) and the connection closes, e.g. 30s.
     #[arg(long, env = "QUIRE_BODY_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]

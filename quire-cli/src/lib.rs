@@ -272,6 +272,7 @@ pub async fn serve(
     );
     let engine = ServeConfig {
         header_read_timeout: settings.header_read_timeout,
+        max_header_bytes: usize::try_from(settings.max_header_bytes).unwrap_or(usize::MAX),
         keep_alive: settings.keep_alive,
         write_stall_timeout: settings.write_stall_timeout,
         http2: settings.http2,

@@ -47,6 +47,10 @@ pub struct PeerAddr(pub SocketAddr);
 pub struct ServeConfig {
     /// Longest time a client may take to send a request's headers (slow-header defence).
     pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) accepted; also the most an HTTP/1.1
+    /// connection buffers while reading (a body streams through it), so it bounds each
+    /// upload's read buffer. Larger heads get 431.
+    pub max_header_bytes: usize,
     /// Keep HTTP/1.1 connections open between requests.
     pub keep_alive: bool,
     /// Longest a write may stay blocked because the client stopped reading; past it the
@@ -75,6 +79,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
             keep_alive: true,
             write_stall_timeout: Duration::from_secs(30),
             http2: true,
@@ -367,6 +372,9 @@ where
 /// `http1_only` (for upgradeable connections), so HTTP/1-only uses hyper's own builder.
 /// Neither upgradeable connection type works with hyper-util's `GracefulShutdown`, hence
 /// the drain signal above.
+/// hyper's smallest read buffer.
+const MIN_BUF: usize = 8192;
+
 enum Protocols {
     Auto(auto::Builder<TokioExecutor>),
     Http1Only(http1::Builder),
@@ -379,6 +387,7 @@ impl Protocols {
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(config.header_read_timeout)
+                .max_buf_size(config.max_header_bytes.max(MIN_BUF))
                 .keep_alive(config.keep_alive);
             return Self::Http1Only(builder);
         }
@@ -387,9 +396,11 @@ impl Protocols {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
+            .max_buf_size(config.max_header_bytes.max(MIN_BUF))
             .keep_alive(config.keep_alive);
         builder
             .http2()
+            .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));

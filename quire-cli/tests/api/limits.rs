@@ -239,3 +239,26 @@ async fn connections_past_an_address_ceiling_get_503_and_are_closed() {
     assert!(answered, "a freed place is given to the next connection");
 }
 }
+
+api_test! {
+/// A request head past `--max-header-bytes` is refused with 431, and the server keeps serving.
+async fn an_oversized_request_head_gets_431() {
+    let app = TestApp::start_with(|settings| settings.max_header_bytes = 16 * 1024).await;
+    let address = app.url("").trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "GET /api/tags HTTP/1.1\r\nHost: quire\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let (status, _) = app.get("/api/tags", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let small = format!("a{}", "b".repeat(8 * 1024));
+    let response = app.client.get(app.url("/api/tags")).header("X-Padding", small).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "a head under the limit is served");
+}
+}

@@ -1,4 +1,4 @@
-//! The web pages' stylesheet and script, compiled into the binary and served from quire's
+//! The web pages' stylesheet, script and icon, compiled into the binary and served from quire's
 //! own origin (no CDN, no third-party asset), cached for a year under a versioned URL.
 
 use axum::extract::Path;
@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 const STYLESHEET: &str = include_str!("../../assets/quire.css");
 const SCRIPT: &str = include_str!("../../assets/quire.js");
+const ICON: &str = include_str!("../../assets/favicon.svg");
 
 /// A digest of both assets, in their URLs (`?v=`): browsers fetch them again exactly when
 /// they change.
@@ -16,6 +17,7 @@ pub(crate) fn version() -> &'static str {
         let digest = sha2::Sha256::new()
             .chain_update(STYLESHEET)
             .chain_update(SCRIPT)
+            .chain_update(ICON)
             .finalize();
         digest[..6].iter().map(|b| format!("{b:02x}")).collect()
     });
@@ -26,6 +28,7 @@ pub(crate) async fn serve(Path(name): Path<String>) -> Response {
     let (content_type, body) = match name.as_str() {
         "quire.css" => ("text/css; charset=utf-8", STYLESHEET),
         "quire.js" => ("text/javascript; charset=utf-8", SCRIPT),
+        "favicon.svg" => ("image/svg+xml", ICON),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     let mut response = body.into_response();

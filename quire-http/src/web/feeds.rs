@@ -212,7 +212,7 @@ pub(crate) async fn sitemap(
 
 pub(crate) async fn robots(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let text = format!(
-        "User-agent: *\nAllow: /\nDisallow: /editor\nDisallow: /settings\nDisallow: /api/\n\nSitemap: {}/sitemap.xml\n",
+        "User-agent: *\nAllow: /\nDisallow: /api/\n\nSitemap: {}/sitemap.xml\n",
         site_origin(&state, &headers)
     );
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
