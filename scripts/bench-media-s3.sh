@@ -111,6 +111,13 @@ if u and not u["met"]:
               "then a server-side copy of the finished object to its content address and a delete of the "
               "temporary one; the S3 server writes the bytes three times (parts, assembled object, copy) where "
               "the plain PUT writes them once."]
+c = next((r for r in results if "rss_growth_mb" in r), None)
+if c and not c["met"]:
+    lines += ["", f"RSS goal missed in this run (+{c['rss_growth_mb']:.1f} MB): the upload part buffers are a pool "
+              "kept for reuse, `--s3-upload-buffer-mib` (16 MiB = 16.8 MB by default) once all are in use, and each "
+              "of the 20 connections adds its read buffer (at most `--max-header-bytes`, 64 KiB) and, for downloads, "
+              "the S3 response's read buffers (measured at 0.7 to 1 MB per download); `--s3-upload-buffer-mib 8` "
+              "lowers the first part by 8 MB at the cost of receiving and sending an upload's parts in turn."]
 lines += ["", "The RSS-growth row reads its baseline from a freshly started quire that has received no "
           "upload and hashed no password (the blob it downloads was uploaded before a restart)."]
 lines.append("<!-- media-s3:end -->")
