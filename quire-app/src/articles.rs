@@ -162,14 +162,22 @@ impl App {
             body: input
                 .body
                 .and_then(|b| errors.check(ArticleBody::parse(&b))),
+            tags: input
+                .tag_list
+                .and_then(|tags| errors.check(TagList::parse(&tags))),
         };
         errors.into_result()?;
         let article = self.own_article(viewer, slug).await?;
-        if changes.title.is_none() && changes.description.is_none() && changes.body.is_none() {
+        if changes.title.is_none()
+            && changes.description.is_none()
+            && changes.body.is_none()
+            && changes.tags.is_none()
+        {
             return Err(
                 FieldError::new("article", "must contain at least one field to change").into(),
             );
         }
+        let retagged = changes.tags.is_some();
         let updated = self
             .store
             .update_article(article.id, changes, viewer.id())
@@ -177,6 +185,10 @@ impl App {
         let mut changes = vec![Invalidation::article(&article)];
         if let Ok(Some(renamed)) = &updated {
             changes.push(Invalidation::Slug(renamed.slug.clone()));
+        }
+        if retagged {
+            // Tag-filtered lists and the tag list itself.
+            changes.push(Invalidation::ListsAndTags);
         }
         self.forget(&changes).await?;
         let article = updated?.ok_or(AppError::NotFound("article"))?;

@@ -64,6 +64,10 @@ pub struct UpdateArticleInput {
     pub description: Option<String>,
     #[schema(value_type = String, required = false)]
     pub body: Option<String>,
+    /// The whole new tag list (an extension of the spec: its update has no tags).
+    #[serde(rename = "tagList")]
+    #[schema(value_type = Vec<String>, required = false)]
+    pub tag_list: Option<Vec<String>>,
 }
 
 /// `POST /articles/{slug}/comments`.

@@ -115,6 +115,8 @@ pub struct ArticleChanges {
     pub title: Option<Title>,
     pub description: Option<Description>,
     pub body: Option<ArticleBody>,
+    /// The article's whole new tag list (an extension of the spec's update).
+    pub tags: Option<TagList>,
 }
 
 /// Filters of the article list; all given filters must match. Unknown names match nothing.

@@ -493,3 +493,36 @@ async fn tags_are_distinct_and_sorted() {
     );
 }
 }
+
+api_test! {
+/// `tagList` in an update (an extension of the spec) replaces the tags; tag lists, the tag
+/// list and the article all show the new ones at once (the caches included).
+async fn an_update_can_replace_the_tags() {
+    let app = TestApp::start().await;
+    let jake = app.register("jake").await;
+    app.create_article(&jake, "Retagged", &["old", "kept"]).await;
+    // Read everything once so the caches hold the old tags.
+    for path in ["/api/articles/retagged", "/api/tags", "/api/articles?tag=old", "/api/articles?tag=new"] {
+        let (status, _) = app.get(path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let (status, body) = app
+        .put("/api/articles/retagged", Some(&jake), json!({"article": {"tagList": ["kept", "new"]}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["article"]["tagList"], json!(["kept", "new"]));
+    let (_, article) = app.get("/api/articles/retagged", None).await;
+    assert_eq!(article["article"]["tagList"], json!(["kept", "new"]));
+    let (_, tags) = app.get("/api/tags", None).await;
+    let tags: Vec<&str> = tags["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert!(tags.contains(&"new") && !tags.contains(&"old"), "{tags:?}");
+    let (_, old) = app.get("/api/articles?tag=old", None).await;
+    assert_eq!(old["articlesCount"], 0);
+    let (_, new) = app.get("/api/articles?tag=new", None).await;
+    assert_eq!(new["articlesCount"], 1);
+    let (status, body) = app
+        .put("/api/articles/retagged", Some(&jake), json!({"article": {"tagList": ["bad tag\u{0}"]}}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+}

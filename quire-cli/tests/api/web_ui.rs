@@ -174,6 +174,17 @@ async fn a_writer_and_a_reader_use_the_blog_through_its_pages() {
     let csp = article.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
 
+    // The editor edits the text and the tags.
+    let edit = anna.get("/editor/markdown-works").await;
+    assert!(edit.html.contains("value=\"rust web\""), "{}", edit.html);
+    let edited = anna
+        .submit("/editor/markdown-works", "/editor/markdown-works", &[("title", "Markdown works"), ("description", "a test, edited"), ("body", body), ("tags", "rust go")])
+        .await;
+    assert_eq!(edited.status, StatusCode::SEE_OTHER, "{}", edited.html);
+    let article = anna.get("/articles/markdown-works").await;
+    assert!(article.html.contains("a test, edited") && article.html.contains("href=\"/tag/go\""), "{}", article.html);
+    assert!(!article.html.contains("href=\"/tag/web\""));
+
     // A validation error comes back next to its field, with what was typed.
     let refused = anna
         .submit("/editor", "/editor", &[("title", ""), ("description", "kept description"), ("body", "kept body")])
@@ -208,7 +219,7 @@ async fn a_writer_and_a_reader_use_the_blog_through_its_pages() {
     assert!(feed.html.contains("href=\"/articles/markdown-works\""), "{}", feed.html);
     let favorites = ben.get("/profile/ben?tab=favorites").await;
     assert!(favorites.html.contains("href=\"/articles/markdown-works\""));
-    let tagged = ben.get("/tag/rust").await;
+    let tagged = ben.get("/tag/go").await;
     assert!(tagged.html.contains("href=\"/articles/markdown-works\""));
 
     // anna sees ben's comment but cannot delete it.

@@ -52,15 +52,12 @@ fn editor_form(
         ),
         None => ("New article", "/editor".to_owned(), "/editor".to_owned()),
     };
-    let mut tags = Field::input("tags", "Tags", "text")
+    let tags = Field::input("tags", "Tags", "text")
         .value(&values.tags)
         .hint("Separated by spaces or commas.");
-    if editing.is_some() {
-        tags = tags.hint("Tags are kept as they were when the article was published.");
-    }
     let mut layout = Layout::new(state, headers, session, title, path);
     layout.live = true;
-    let mut fields = vec![
+    let fields = vec![
         Field::input("title", "Title", "text")
             .value(&values.title)
             .required(),
@@ -71,10 +68,8 @@ fn editor_form(
             .value(&values.body)
             .required()
             .hint("Markdown: # headings, **bold**, `code`, ```code blocks```, [links](https://…), ![images](/media/…)."),
+        tags,
     ];
-    if editing.is_none() {
-        fields.push(tags);
-    }
     FormPage {
         layout,
         heading: title.to_owned(),
@@ -174,6 +169,7 @@ pub(crate) async fn update(
         title: Some(form.title.clone()),
         description: Some(form.description.clone()),
         body: Some(form.body.clone()),
+        tag_list: Some(tag_list(&form.tags)),
     };
     match state.app.update_article(viewer, &slug, input).await {
         Ok(article) => Ok(see_other(

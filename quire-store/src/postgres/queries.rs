@@ -691,6 +691,22 @@ pub async fn update_article(
             Err(e) => return Err(e.into()),
         }
     }
+    if let Some(tags) = &changes.tags {
+        let tags: Vec<&str> = tags.as_slice().iter().map(Tag::as_str).collect();
+        exec(
+            &*tx,
+            "DELETE FROM article_tags WHERE article_id = $1",
+            &[&id.0],
+        )
+        .await?;
+        exec(
+            &*tx,
+            "INSERT INTO article_tags (article_id, tag) SELECT $1, unnest($2::text[])
+             ON CONFLICT DO NOTHING",
+            &[&id.0, &tags],
+        )
+        .await?;
+    }
     article_by_id(&*tx, id, Some(viewer)).await
 }
 

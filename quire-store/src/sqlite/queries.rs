@@ -598,6 +598,11 @@ pub fn update_article(
         body,
         Timestamp::now().as_millis()
     ])?;
+    if let Some(tags) = &changes.tags {
+        conn.prepare_cached("DELETE FROM article_tags WHERE article_id = ?1")?
+            .execute([id.0])?;
+        insert_tags(conn, id, tags.as_slice())?;
+    }
     article_by_id(conn, id, Some(viewer))
 }
 
