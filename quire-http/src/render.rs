@@ -27,6 +27,8 @@ struct Renderings {
     without_body: OnceLock<Bytes>,
     /// The body as HTML, for the web pages.
     html_body: OnceLock<std::sync::Arc<str>>,
+    /// The article's entry in the web pages' lists.
+    html_preview: OnceLock<std::sync::Arc<str>>,
 }
 
 /// The viewer-independent fields, in the order they are written.
@@ -97,12 +99,25 @@ pub(crate) fn article_html(
     to_html: impl FnOnce(&str) -> String,
 ) -> std::sync::Arc<str> {
     let body = seen.record().body.as_deref().unwrap_or_default();
+    memo_html(seen, |r| &r.html_body, || to_html(body))
+}
+
+/// The list entry of `seen`'s version as HTML (made by `render` once per version).
+pub(crate) fn article_preview_html(
+    seen: &SeenArticle,
+    render: impl FnOnce(&ArticleRecord) -> String,
+) -> std::sync::Arc<str> {
+    memo_html(seen, |r| &r.html_preview, || render(seen.record()))
+}
+
+fn memo_html(
+    seen: &SeenArticle,
+    slot: impl FnOnce(&Renderings) -> &OnceLock<std::sync::Arc<str>>,
+    make: impl FnOnce() -> String,
+) -> std::sync::Arc<str> {
     match seen.shared.memo.get_or_init(Renderings::default) {
-        Some(renderings) => renderings
-            .html_body
-            .get_or_init(|| to_html(body).into())
-            .clone(),
-        None => to_html(body).into(),
+        Some(renderings) => slot(renderings).get_or_init(|| make().into()).clone(),
+        None => make().into(),
     }
 }
 

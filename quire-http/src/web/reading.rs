@@ -29,7 +29,7 @@ struct HomePage {
     layout: Layout,
     heading: String,
     tabs: Vec<Tab>,
-    articles: Vec<ArticleView>,
+    previews: Vec<std::sync::Arc<str>>,
     pager: Pager,
     tags: Vec<String>,
 }
@@ -99,7 +99,7 @@ pub(crate) async fn home(
         }
         .to_owned(),
         tabs,
-        articles: ArticleView::list(&list.articles),
+        previews: super::views::previews(&list.articles),
         pager: Pager::new(number, list.total, |n| format!("/?{feed}page={n}")),
         tags: tags
             .iter()
@@ -117,7 +117,7 @@ struct ListPage {
     layout: Layout,
     heading: String,
     intro: Option<String>,
-    articles: Vec<ArticleView>,
+    previews: Vec<std::sync::Arc<str>>,
     pager: Pager,
 }
 
@@ -161,7 +161,7 @@ pub(crate) async fn tag(
     let page_data = ListPage {
         heading: format!("Tagged “{tag}”"),
         intro: None,
-        articles: ArticleView::list(&list.articles),
+        previews: super::views::previews(&list.articles),
         pager: Pager::new(number, list.total, |n| format!("{base}?page={n}")),
         layout,
     };
@@ -178,7 +178,7 @@ struct ProfilePage {
     following: bool,
     is_me: bool,
     tabs: Vec<Tab>,
-    articles: Vec<ArticleView>,
+    previews: Vec<std::sync::Arc<str>>,
     pager: Pager,
 }
 
@@ -236,7 +236,7 @@ pub(crate) async fn profile(
                 current: favorites,
             },
         ],
-        articles: ArticleView::list(&list.articles),
+        previews: super::views::previews(&list.articles),
         pager: Pager::new(number, list.total, |n| format!("{base}?{tab}page={n}")),
         username: profile.username.clone(),
         bio: profile.bio.clone(),

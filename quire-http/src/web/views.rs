@@ -48,6 +48,31 @@ impl ArticleView {
     }
 }
 
+/// An article's entry in a list (home, tag and author pages) as HTML. It shows no reader's
+/// flags, so it is rendered once per cached article version and kept with it.
+#[derive(askama::Template)]
+#[template(path = "web/preview.html")]
+struct Preview {
+    a: ArticleView,
+}
+
+/// The list entries of `articles`, each rendered at most once per version.
+pub(crate) fn previews(articles: &[SeenArticle]) -> Vec<std::sync::Arc<str>> {
+    use askama::Template as _;
+    articles
+        .iter()
+        .map(|seen| {
+            crate::render::article_preview_html(seen, |record| {
+                Preview {
+                    a: ArticleView::of(record),
+                }
+                .render()
+                .unwrap_or_default()
+            })
+        })
+        .collect()
+}
+
 /// A comment as an article page shows it.
 pub(crate) struct CommentView {
     pub id: i64,
