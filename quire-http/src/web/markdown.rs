@@ -4,7 +4,7 @@
 //! `javascript:` or `data:` URLs, no SVG, no `style`. Links get `rel="noopener noreferrer
 //! nofollow"`. Whatever an author writes, the result runs no code in a reader's browser.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use pulldown_cmark::{Options, Parser, html};
 
@@ -16,6 +16,30 @@ static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
         .url_schemes(["http", "https", "mailto"].into_iter().collect());
     builder
 });
+
+/// Comment bodies already rendered, by their text: a pure function's memo, so always exact
+/// (a comment's HTML depends on nothing but its body), bounded by bytes.
+static COMMENTS: LazyLock<moka::sync::Cache<String, Arc<str>>> = LazyLock::new(|| {
+    moka::sync::Cache::builder()
+        .weigher(|body: &String, html: &Arc<str>| {
+            u32::try_from(body.len() + html.len()).unwrap_or(u32::MAX)
+        })
+        .max_capacity(COMMENT_CACHE_BYTES)
+        .build()
+});
+
+/// Bytes of comment text and HTML kept rendered.
+const COMMENT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// A comment's body as sanitized HTML, rendered once while it stays in the memo.
+pub(crate) fn comment_html(body: &str) -> Arc<str> {
+    if let Some(html) = COMMENTS.get(body) {
+        return html;
+    }
+    let html: Arc<str> = to_html(body).into();
+    COMMENTS.insert(body.to_owned(), html.clone());
+    html
+}
 
 /// `markdown` rendered to sanitized HTML.
 pub(crate) fn to_html(markdown: &str) -> String {

@@ -76,7 +76,7 @@ pub(crate) fn previews(articles: &[SeenArticle]) -> Vec<std::sync::Arc<str>> {
 /// A comment as an article page shows it.
 pub(crate) struct CommentView {
     pub id: i64,
-    pub body_html: String,
+    pub body_html: std::sync::Arc<str>,
     pub author: String,
     pub created: String,
     pub created_day: String,
@@ -89,7 +89,7 @@ impl CommentView {
         let created = comment.created_at.to_rfc3339();
         Self {
             id: comment.id.0,
-            body_html: super::markdown::to_html(&comment.body),
+            body_html: super::markdown::comment_html(&comment.body),
             author: comment.author.username.clone(),
             created_day: created.get(..10).unwrap_or_default().to_owned(),
             created,
