@@ -30,13 +30,25 @@ pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id"
 #[derive(Debug, Clone, Copy)]
 struct TextBodies;
 
+/// What quire writes as text: the API's JSON, the pages, their stylesheet and script, feeds
+/// and the sitemap. Never media (uploads keep the type they were sent with, `text/plain`
+/// among them, and are served byte for byte).
+const COMPRESSED_TYPES: &[&str] = &[
+    "application/json",
+    "text/html",
+    "text/css",
+    "text/javascript",
+    "application/atom+xml",
+    "application/xml",
+];
+
 impl Predicate for TextBodies {
     fn should_compress<B: http_body::Body>(&self, response: &Response<B>) -> bool {
         let text = response
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"));
+            .is_some_and(|ct| COMPRESSED_TYPES.iter().any(|t| ct.starts_with(t)));
         text && SizeAbove::new(1024).should_compress(response)
     }
 }

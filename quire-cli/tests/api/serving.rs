@@ -216,6 +216,11 @@ async fn large_json_is_compressed_small_answers_and_media_are_not() {
         assert_eq!(response.headers()["content-encoding"], encoding);
         assert_eq!(response.headers()["content-type"], "application/json");
     }
+    // The pages' assets and feeds too.
+    for path in ["/assets/quire.css", "/assets/quire.js", "/feed.atom", "/sitemap.xml", "/"] {
+        let response = get(path.into(), "gzip").await.unwrap();
+        assert_eq!(response.headers()["content-encoding"], "gzip", "{path}");
+    }
     let identity = get("/api/articles".into(), "identity").await.unwrap();
     assert!(identity.headers().get("content-encoding").is_none());
     let small = get("/api/tags".into(), "gzip").await.unwrap();
