@@ -6,9 +6,25 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// What `quire --help` opens with.
+const ABOUT: &str = "quire: a blog platform in one binary. It serves the RealWorld (\"Conduit\") API, \
+live updates, media and the blog's own web pages, on a SQLite file by default or, for many \
+instances, on PostgreSQL and Redis.";
+
+/// The commands, an example each.
+const EXAMPLES: &str = "Examples:
+  quire                                             serve on 127.0.0.1:8080 with ./quire.db
+  quire serve --listen 0.0.0.0:8080 --database postgres://quire@db/quire --redis redis://cache
+  quire migrate --database postgres://quire@db/quire     apply schema migrations and exit
+  quire copy --from sqlite://quire.db --to postgres://quire@db/quire
+  quire media copy --from ./media --to s3://my-blog-media --s3-region eu-west-1
+
+Every flag can also be set through its QUIRE_* environment variable; `quire <command> --help`
+explains each.";
+
 /// quire: a RealWorld ("Conduit") blog backend in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "quire", version, about, long_about = None, args_override_self = true)]
+#[command(name = "quire", version, about = ABOUT, long_about = None, after_help = EXAMPLES, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

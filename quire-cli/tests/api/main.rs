@@ -39,6 +39,7 @@ mod articles;
 mod browser;
 mod cache;
 mod cache_audit;
+mod cli;
 mod cluster;
 mod comments;
 mod copy;
