@@ -298,6 +298,7 @@ async fn feeds_sitemap_and_robots_describe_the_site() {
     assert!(feed.html.contains("<title>Feed me &#38; more</title>"), "{}", feed.html);
     well_formed(&feed.html);
     let etag = feed.headers["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with("W/\""), "a weak ETag (the feed is also sent compressed): {etag}");
     let again = app
         .client
         .get(app.url("/feed.atom"))

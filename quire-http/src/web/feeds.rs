@@ -87,15 +87,19 @@ async fn feed(
     let xml = feed
         .render()
         .map_err(|e| WebError::App(quire_app::AppError::Internal(e.to_string())))?;
-    let etag = format!("\"{:x}\"", Sha256::digest(xml.as_bytes()));
+    // Weak: the same feed goes out compressed or not, and both encodings answer to it.
+    let etag = format!("W/\"{:x}\"", Sha256::digest(xml.as_bytes()));
     let modified = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH
             + std::time::Duration::from_secs((last.as_millis().max(0) / 1000) as u64),
     );
     let unchanged = match headers.get(header::IF_NONE_MATCH) {
-        Some(tags) => tags
-            .to_str()
-            .is_ok_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*")),
+        Some(tags) => tags.to_str().is_ok_and(|tags| {
+            let ours = etag.trim_start_matches("W/");
+            tags.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == ours || t == "*")
+        }),
         None => headers
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
