@@ -14,7 +14,18 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use quire_app::{App, AppError, AuthFailure, LoginInput, SignedInUser};
+
 use crate::rate_limit::SharedBuckets;
+
+/// Why a guarded sign-in did not succeed.
+#[derive(Debug)]
+pub enum SignInError {
+    /// Too many failures for this account or address: try again after this long.
+    TooMany(Duration),
+    /// The use case's own answer (wrong credentials, invalid input, overload).
+    App(AppError),
+}
 
 /// Limits on failed sign-ins (0 turns one off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +76,29 @@ impl SignInGuard {
             keys.push((format!("signin:ip:{ip}"), self.limits.per_ip));
         }
         keys
+    }
+
+    /// Signs in through `app` unless the account or address is over its limit; a wrong
+    /// password counts against both. What the API's login and the web's sign-in form share.
+    pub async fn sign_in(
+        &self,
+        app: &App,
+        ip: Option<IpAddr>,
+        input: LoginInput,
+    ) -> Result<SignedInUser, SignInError> {
+        let email = input.email.clone().unwrap_or_default();
+        if let Some(wait) = self.refusal(ip, &email).await {
+            metrics::counter!("http_rate_limited_total", "limit" => "sign_in").increment(1);
+            return Err(SignInError::TooMany(wait));
+        }
+        let signed_in = app.login(input).await;
+        if matches!(
+            signed_in,
+            Err(AppError::Unauthorized(AuthFailure::BadCredentials))
+        ) {
+            self.failed(ip, &email).await;
+        }
+        signed_in.map_err(SignInError::App)
     }
 
     /// `Some(wait)` when a sign-in as `email` from `ip` must be refused for `wait`.

@@ -5,12 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use quire_app::{AppError, AuthFailure, LoginInput, NewUserInput, SignedInUser, UpdateUserInput};
+use quire_app::{LoginInput, NewUserInput, SignedInUser, UpdateUserInput};
 use serde::Deserialize;
 
 use crate::client_ip::ClientIp;
 use crate::extract::{ApiJson, AuthUser};
 use crate::openapi::CommonErrors;
+use crate::sign_in_guard::SignInError;
 use crate::views::UserBody;
 use crate::{ApiError, AppState};
 use utoipa::ToSchema;
@@ -43,20 +44,15 @@ async fn login(
     ApiJson(body): ApiJson<UserEnvelope<LoginInput>>,
 ) -> Result<Response, ApiError> {
     let ip = client.map(|Extension(ClientIp(ip))| ip);
-    let email = body.user.email.clone().unwrap_or_default();
-    let guard = &state.rate_limits.sign_in;
-    if let Some(wait) = guard.refusal(ip, &email).await {
-        metrics::counter!("http_rate_limited_total", "limit" => "sign_in").increment(1);
-        return Err(ApiError::too_many_requests(wait.as_secs().max(1)));
-    }
-    match state.app.login(body.user).await {
+    match state
+        .rate_limits
+        .sign_in
+        .sign_in(&state.app, ip, body.user)
+        .await
+    {
         Ok(user) => Ok(user_response(StatusCode::OK, &user)),
-        Err(error) => {
-            if matches!(error, AppError::Unauthorized(AuthFailure::BadCredentials)) {
-                guard.failed(ip, &email).await;
-            }
-            Err(error.into())
-        }
+        Err(SignInError::TooMany(wait)) => Err(ApiError::too_many_requests(wait.as_secs().max(1))),
+        Err(SignInError::App(error)) => Err(error.into()),
     }
 }
 

@@ -13,6 +13,7 @@ use super::session::PostForm;
 use super::{Layout, WebError, WebSession, local_path, page, see_other};
 use crate::AppState;
 use crate::client_ip::ClientIp;
+use crate::sign_in_guard::SignInError;
 
 #[derive(Deserialize, Default)]
 pub(crate) struct NextQuery {
@@ -83,44 +84,44 @@ pub(crate) async fn login(
 ) -> Result<Response, WebError> {
     let next = form.next.or(query.next);
     let ip = client.map(|Extension(ClientIp(ip))| ip);
-    let guard = &state.rate_limits.sign_in;
     let refused = |session: &WebSession, message: String| {
         let mut form = login_form(&state, &headers, session, &form.email, next.as_deref());
         form.form_error = Some(message);
         form
     };
-    if let Some(wait) = guard.refusal(ip, &form.email).await {
-        metrics::counter!("http_rate_limited_total", "limit" => "sign_in").increment(1);
-        let form = refused(
-            &session,
-            format!(
-                "Too many failed sign-ins; try again in {} seconds.",
-                wait.as_secs().max(1)
-            ),
-        );
-        return Ok(page(StatusCode::TOO_MANY_REQUESTS, &form, session));
-    }
     let input = LoginInput {
         email: Some(form.email.clone()),
         password: Some(form.password.clone()),
     };
-    match state.app.login(input).await {
+    match state
+        .rate_limits
+        .sign_in
+        .sign_in(&state.app, ip, input)
+        .await
+    {
         Ok(user) => {
             session.sign_in(&user.token, state.app.tokens.ttl());
             Ok(see_other(&local_path(next.as_deref()), session))
         }
-        Err(AppError::Unauthorized(AuthFailure::BadCredentials)) => {
-            guard.failed(ip, &form.email).await;
+        Err(SignInError::TooMany(wait)) => {
+            let message = format!(
+                "Too many failed sign-ins; try again in {} seconds.",
+                wait.as_secs().max(1)
+            );
+            let form = refused(&session, message);
+            Ok(page(StatusCode::TOO_MANY_REQUESTS, &form, session))
+        }
+        Err(SignInError::App(AppError::Unauthorized(AuthFailure::BadCredentials))) => {
             let form = refused(&session, "That email and password do not match.".to_owned());
             Ok(page(StatusCode::UNPROCESSABLE_ENTITY, &form, session))
         }
-        Err(AppError::Validation(errors)) => {
+        Err(SignInError::App(AppError::Validation(errors))) => {
             let form = refused(&session, String::new());
             let mut form = form.with_errors(&errors);
             form.form_error = form.form_error.filter(|e| !e.is_empty());
             Ok(page(StatusCode::UNPROCESSABLE_ENTITY, &form, session))
         }
-        Err(other) => Err(other.into()),
+        Err(SignInError::App(other)) => Err(other.into()),
     }
 }
 
