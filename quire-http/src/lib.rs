@@ -6,6 +6,7 @@
 //! Every error becomes the RealWorld body in one place, [`error`].
 
 pub mod client_ip;
+mod conditional;
 pub mod error;
 mod extract;
 mod lifecycle;

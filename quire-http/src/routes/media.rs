@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use quire_app::MediaUpload;
 
+use crate::conditional::none_match;
 use crate::extract::{ApiPath, AuthUser};
 use crate::openapi::{CommonErrors, ErrorBody, Forbidden, NotFound, UnsupportedMediaType};
 use crate::range::RangeRequest;
@@ -105,17 +106,6 @@ async fn delete_media(
 ) -> Result<StatusCode, ApiError> {
     state.app.delete_media(&viewer, &id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Whether an `If-None-Match` header matches `etag`.
-fn none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == "*" || tag == etag)
 }
 
 #[utoipa::path(get, path = "/media/{id}", tag = "Media", operation_id = "GetMedia",

@@ -13,6 +13,7 @@ use sha2::{Digest as _, Sha256};
 use super::views::{ArticleView, segment};
 use super::{WebError, site_origin};
 use crate::AppState;
+use crate::conditional::none_match;
 
 /// Entries per feed.
 const FEED_SIZE: u64 = 20;
@@ -87,28 +88,17 @@ async fn feed(
     let xml = feed
         .render()
         .map_err(|e| WebError::App(quire_app::AppError::Internal(e.to_string())))?;
-    // Weak: the same feed goes out compressed or not, and both encodings answer to it.
-    let etag = format!("W/\"{:x}\"", Sha256::digest(xml.as_bytes()));
-    let modified = httpdate::fmt_http_date(
-        std::time::UNIX_EPOCH
-            + std::time::Duration::from_secs((last.as_millis().max(0) / 1000) as u64),
-    );
-    let unchanged = match headers.get(header::IF_NONE_MATCH) {
-        Some(tags) => tags.to_str().is_ok_and(|tags| {
-            let ours = etag.trim_start_matches("W/");
-            tags.split(',')
-                .map(|t| t.trim().trim_start_matches("W/"))
-                .any(|t| t == ours || t == "*")
-        }),
-        None => headers
+    let tag = format!("\"{:x}\"", Sha256::digest(xml.as_bytes()));
+    let modified = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs((last.as_millis().max(0) / 1000) as u64);
+    let unchanged = if headers.contains_key(header::IF_NONE_MATCH) {
+        none_match(headers, &tag)
+    } else {
+        headers
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| httpdate::parse_http_date(v).ok())
-            .is_some_and(|since| {
-                since
-                    >= std::time::UNIX_EPOCH
-                        + std::time::Duration::from_secs((last.as_millis().max(0) / 1000) as u64)
-            }),
+            .is_some_and(|since| since >= modified)
     };
     let mut response = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
@@ -124,10 +114,11 @@ async fn feed(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),
     );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    // Weak: the same feed goes out compressed or not, and both encodings answer to it.
+    if let Ok(value) = HeaderValue::from_str(&format!("W/{tag}")) {
         h.insert(header::ETAG, value);
     }
-    if let Ok(value) = HeaderValue::from_str(&modified) {
+    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
         h.insert(header::LAST_MODIFIED, value);
     }
     Ok(response)
