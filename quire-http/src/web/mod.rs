@@ -126,7 +126,6 @@ pub(crate) struct Layout {
     pub open_graph: Option<OpenGraph>,
     /// Whether the page loads the live-updates script.
     pub live: bool,
-    pub notice: Option<String>,
 }
 
 impl Layout {
@@ -138,11 +137,8 @@ impl Layout {
         path: impl Into<String>,
     ) -> Self {
         Self {
-            title: title.into(),
-            description: "quire: articles, comments and the people who write them".to_owned(),
             base: site_origin(state, headers),
             path: path.into(),
-            asset_version: assets::version(),
             viewer: session.viewer.as_ref().map(|viewer| Me {
                 username: viewer.user.username.clone(),
             }),
@@ -151,9 +147,26 @@ impl Layout {
                 title: "quire: all articles".to_owned(),
                 href: "/feed.atom".to_owned(),
             }],
+            ..Self::bare(
+                title,
+                "quire: articles, comments and the people who write them",
+            )
+        }
+    }
+
+    /// A frame that knows nothing of the request (error pages): no reader, no forms, no feeds.
+    fn bare(title: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            description: description.into(),
+            base: String::new(),
+            path: "/".to_owned(),
+            asset_version: assets::version(),
+            viewer: None,
+            csrf: String::new(),
+            feeds: Vec::new(),
             open_graph: None,
             live: false,
-            notice: None,
         }
     }
 }
@@ -295,19 +308,7 @@ impl IntoResponse for WebError {
             }
         };
         let page = MessagePage {
-            layout: Layout {
-                title: heading.to_owned(),
-                description: text.clone(),
-                base: String::new(),
-                path: "/".to_owned(),
-                asset_version: assets::version(),
-                viewer: None,
-                csrf: String::new(),
-                feeds: Vec::new(),
-                open_graph: None,
-                live: false,
-                notice: None,
-            },
+            layout: Layout::bare(heading, text.clone()),
             heading: heading.to_owned(),
             text,
         };

@@ -161,11 +161,12 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for PostForm<T> {
                 return Err(WebError::Csrf);
             }
         }
-        let cookies = headers.clone();
+        // The cookie's token, kept before the body consumes the request.
+        let expected = cookie(headers, CSRF_COOKIE).map(str::to_owned);
         let axum::Form(form) = axum::Form::<WithCsrf<T>>::from_request(request, state)
             .await
             .map_err(|rejection| WebError::BadForm(rejection.body_text()))?;
-        if !csrf_matches(&cookies, &form.csrf) {
+        if !tokens_match(expected.as_deref(), &form.csrf) {
             return Err(WebError::Csrf);
         }
         Ok(Self(form.fields))
@@ -174,7 +175,12 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for PostForm<T> {
 
 /// Whether `given` (a form's CSRF field) matches the request's CSRF cookie.
 pub(crate) fn csrf_matches(headers: &HeaderMap, given: &str) -> bool {
-    cookie(headers, CSRF_COOKIE).is_some_and(|expected| {
+    tokens_match(cookie(headers, CSRF_COOKIE), given)
+}
+
+/// Whether `given` equals the CSRF cookie's token `expected` (compared in constant time).
+fn tokens_match(expected: Option<&str>, given: &str) -> bool {
+    expected.is_some_and(|expected| {
         is_csrf_token(expected) && constant_time_eq(expected.as_bytes(), given.as_bytes())
     })
 }
