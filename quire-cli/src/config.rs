@@ -45,6 +45,40 @@ pub enum Command {
     /// filesystem and a bucket.
     #[command(subcommand)]
     Media(MediaCommand),
+    /// Take an online, consistent backup of the SQLite database while quire serves: the
+    /// database, its token secret and (--with-media) its media blobs, in one archive whose
+    /// manifest `quire restore` checks. For PostgreSQL, use pg_dump (README, Operations).
+    Backup(BackupArgs),
+    /// Restore a `quire backup` archive into an empty database (or, with --replace, over a
+    /// non-empty one; stop quire first), after checking its manifest: SHA-256, integrity,
+    /// row counts, schema version. Restores into PostgreSQL too.
+    Restore(RestoreArgs),
+}
+
+/// What `quire backup` writes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupArgs {
+    /// The archive to write (a new file; `.gz` at the end compresses it).
+    #[arg(long)]
+    pub to: std::path::PathBuf,
+    /// Include every media blob the database names (read from --media-dir or
+    /// --media-store), each verified by its SHA-256.
+    #[arg(long)]
+    pub with_media: bool,
+}
+
+/// What `quire restore` reads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RestoreArgs {
+    /// The archive `quire backup` wrote.
+    #[arg(long)]
+    pub from: std::path::PathBuf,
+    /// Overwrite a database that holds rows (its token secret too).
+    #[arg(long)]
+    pub replace: bool,
+    /// Also put the backup's media blobs into --media-dir or --media-store.
+    #[arg(long)]
+    pub with_media: bool,
 }
 
 /// What `quire media` does.
@@ -108,6 +142,11 @@ pub enum CacheMode {
 /// Every setting of `quire serve` (and the database of `quire migrate`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
+    /// Sub-commands: print the result as one JSON object on standard output (errors too),
+    /// for scripts; progress and logs stay on standard error.
+    #[arg(long, global = true)]
+    pub json: bool,
+
     /// Address to listen on; port 0 picks a free port (the bound address is logged).
     #[arg(
         long,

@@ -2,12 +2,18 @@
 //! the router and the engine, and runs the sub-commands. `main.rs` stays thin so that tests
 //! can run a whole server on a port-0 listener with [`serve`].
 
+mod archive;
+pub mod backup;
 mod cluster;
 mod config;
 pub mod copy;
+mod health_metrics;
+mod media_archive;
 pub mod media_copy;
 mod open_files;
+pub mod outcome;
 mod progress;
+pub mod restore;
 mod secret;
 pub mod telemetry;
 
@@ -35,7 +41,8 @@ use quire_store::{DatabaseUrl, StoreOptions};
 use tokio::net::TcpListener;
 
 pub use config::{
-    CacheMode, Cli, Command, CopyArgs, LogFormat, MediaCommand, MediaCopyArgs, Settings,
+    BackupArgs, CacheMode, Cli, Command, CopyArgs, LogFormat, MediaCommand, MediaCopyArgs,
+    RestoreArgs, Settings,
 };
 
 fn store_options(settings: &Settings) -> StoreOptions {
@@ -181,13 +188,7 @@ pub async fn serve(
         concurrency: settings.password_hash_concurrency,
         queue: settings.password_hash_queue,
     })?;
-    let media_dir = match (&settings.media_dir, &url) {
-        (Some(dir), _) => dir.clone(),
-        (None, DatabaseUrl::Sqlite(path)) => path
-            .parent()
-            .map_or_else(|| "media".into(), |dir| dir.join("media")),
-        (None, DatabaseUrl::Postgres(_)) => "media".into(),
-    };
+    let media_dir = media_dir(&settings, &url);
     let blobs: Arc<dyn BlobStore> = match &settings.media_store {
         None => Arc::new(
             FsBlobStore::open(&media_dir)
@@ -261,6 +262,11 @@ pub async fn serve(
     quire_http::metrics::spawn_lag_probe();
     quire_http::metrics::spawn_upkeep();
     telemetry::spawn_dropped_lines_reporter();
+    let health_gauges = health_metrics::spawn(
+        state.clone(),
+        &url,
+        settings.media_store.is_none().then(|| media_dir.clone()),
+    );
     let router = quire_http::router(
         state.clone(),
         &HttpConfig {
@@ -304,6 +310,7 @@ pub async fn serve(
     }
     let grace = engine.shutdown_grace;
     quire_serve::serve(listener, router, engine, shutdown).await;
+    health_gauges.stop().await;
     // WebSocket sessions outlive their HTTP connection's tracking; they were told to close
     // with 1001 when draining began.
     state.sessions.close();
@@ -352,6 +359,34 @@ async fn shutdown_signal() {
 /// How old a temporary object in the bucket must be before a starting instance deletes it as
 /// a crash's leftover (younger ones may be uploads another instance is finishing).
 const BUCKET_LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The media directory of the database at `url`: --media-dir, or `media` beside the SQLite
+/// file (in the working directory with PostgreSQL).
+fn media_dir(settings: &Settings, url: &DatabaseUrl) -> std::path::PathBuf {
+    match (&settings.media_dir, url) {
+        (Some(dir), _) => dir.clone(),
+        (None, DatabaseUrl::Sqlite(path)) => path
+            .parent()
+            .map_or_else(|| "media".into(), |dir| dir.join("media")),
+        (None, DatabaseUrl::Postgres(_)) => "media".into(),
+    }
+}
+
+/// The media store quire serves from with `settings`, opened without removing anything (the
+/// sub-commands use it while quire may be serving). `create`: make a missing directory.
+pub(crate) async fn attach_media(
+    settings: &Settings,
+    url: &DatabaseUrl,
+) -> anyhow::Result<Arc<dyn BlobStore>> {
+    if let Some(bucket) = &settings.media_store {
+        return Ok(Arc::new(connect_bucket(settings, bucket).await?));
+    }
+    let dir = media_dir(settings, url);
+    let store = FsBlobStore::attach(&dir)
+        .await
+        .with_context(|| format!("cannot open media directory {}", dir.display()))?;
+    Ok(Arc::new(store))
+}
 
 /// The media bucket `url` names (`s3://bucket[/prefix]`), checked reachable, with the
 /// temporary objects of uploads a crash interrupted removed.

@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let json = cli.settings.json;
     let _log = quire_cli::telemetry::init(cli.settings.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -29,14 +30,16 @@ fn main() -> std::process::ExitCode {
             Command::Media(MediaCommand::Copy(args)) => {
                 quire_cli::media_copy::run(&cli.settings, &args).await
             }
+            Command::Backup(args) => quire_cli::backup::run(&cli.settings, &args).await,
+            Command::Restore(args) => quire_cli::restore::run(&cli.settings, &args).await,
         }
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "quire failed");
-            eprintln!("quire: {e:#}");
-            std::process::ExitCode::FAILURE
+            tracing::debug!(error = format!("{e:#}"), "quire failed");
+            quire_cli::outcome::report_failure(&e, json);
+            std::process::ExitCode::from(quire_cli::outcome::exit_code(&e))
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod copy;
 mod error;
 pub mod postgres;
 mod records;
+pub mod snapshot;
 pub mod sqlite;
 
 use std::sync::Arc;

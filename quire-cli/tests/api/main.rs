@@ -36,6 +36,7 @@ macro_rules! api_test {
 }
 
 mod articles;
+mod backup;
 mod browser;
 mod cache;
 mod cache_audit;
@@ -43,6 +44,7 @@ mod cli;
 mod cluster;
 mod comments;
 mod copy;
+mod dashboards;
 mod durability;
 mod errors;
 mod limits;

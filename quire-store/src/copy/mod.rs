@@ -85,6 +85,15 @@ impl Table {
             .join(", ")
     }
 
+    /// The clause that makes an insert leave rows whose key exists alone (or none).
+    fn on_conflict(&self, skip_existing: bool) -> String {
+        if skip_existing {
+            format!(" ON CONFLICT ({}) DO NOTHING", self.key_list())
+        } else {
+            String::new()
+        }
+    }
+
     /// `a, b` of the key.
     fn key_list(&self) -> String {
         self.key()
@@ -221,7 +230,10 @@ impl Checksum {
 
 /// Where rows come from.
 #[async_trait]
-trait Source: Send {
+pub trait Source: Send {
+    /// Fixes what every later read sees to one instant (a read transaction), so reading a
+    /// database that quire is writing to gives a consistent snapshot.
+    async fn snapshot(&mut self) -> StoreResult<()>;
     async fn count(&mut self, table: &'static Table) -> StoreResult<u64>;
     /// Up to `limit` rows with keys after `after` (from the start when `None`), key order.
     async fn page(
@@ -237,14 +249,21 @@ trait Source: Send {
 
 /// Where rows go: everything between `begin` and `commit` is one transaction.
 #[async_trait]
-trait Target: Send {
+pub trait Target: Send {
     /// Starts the transaction everything else runs in.
     async fn begin(&mut self) -> StoreResult<()>;
     /// Whether `table` holds any row.
     async fn holds_rows(&mut self, table: &'static Table) -> StoreResult<bool>;
     /// Deletes every row of `table`.
     async fn empty(&mut self, table: &'static Table) -> StoreResult<()>;
-    async fn insert(&mut self, table: &'static Table, rows: Vec<Row>) -> StoreResult<()>;
+    /// Inserts `rows`; with `skip_existing`, a row whose key the table already holds is left
+    /// as it is instead of failing. Returns how many rows were inserted.
+    async fn insert(
+        &mut self,
+        table: &'static Table,
+        rows: Vec<Row>,
+        skip_existing: bool,
+    ) -> StoreResult<u64>;
     /// The checksum of what the table now holds, read back inside the transaction.
     async fn checksum(&mut self, table: &'static Table) -> StoreResult<Checksum>;
     /// Moves identity sequences past the copied ids and keeps the source's token secret where
@@ -322,7 +341,7 @@ pub async fn copy(
 }
 
 /// Refuses a target holding rows unless `replace`, which deletes them, children first.
-async fn clear(target: &mut dyn Target, replace: bool) -> StoreResult<()> {
+pub async fn clear(target: &mut dyn Target, replace: bool) -> StoreResult<()> {
     for table in TABLES.iter().rev() {
         if !target.holds_rows(table).await? {
             continue;
@@ -360,7 +379,7 @@ async fn copy_tables(
                 sent.add(row);
             }
             let n = rows.len() as u64;
-            target.insert(table, rows).await?;
+            target.insert(table, rows, false).await?;
             progress.rows(n);
         }
         let received = target.checksum(table).await?;
@@ -381,7 +400,8 @@ async fn copy_tables(
     Ok(copied)
 }
 
-async fn open_source(url: &DatabaseUrl) -> StoreResult<Box<dyn Source>> {
+/// Opens `url` to read rows from (migrated to this binary's schema first).
+pub async fn open_source(url: &DatabaseUrl) -> StoreResult<Box<dyn Source>> {
     match url {
         DatabaseUrl::Sqlite(path) => {
             if !path.exists() {
@@ -396,7 +416,8 @@ async fn open_source(url: &DatabaseUrl) -> StoreResult<Box<dyn Source>> {
     }
 }
 
-async fn open_target(url: &DatabaseUrl) -> StoreResult<Box<dyn Target>> {
+/// Opens (SQLite: creating) `url` to write rows into (migrated to this binary's schema first).
+pub async fn open_target(url: &DatabaseUrl) -> StoreResult<Box<dyn Target>> {
     match url {
         DatabaseUrl::Sqlite(path) => Ok(Box::new(sqlite::SqliteSide::open(path).await?)),
         DatabaseUrl::Postgres(url) => Ok(Box::new(postgres::PostgresSide::open(url).await?)),

@@ -112,6 +112,14 @@ fn read_row(table: &Table, row: &tokio_postgres::Row) -> StoreResult<Row> {
 
 #[async_trait]
 impl Source for PostgresSide {
+    async fn snapshot(&mut self) -> StoreResult<()> {
+        // Every later statement sees the database as of this transaction's first query.
+        self.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1")
+            .await?;
+        Ok(())
+    }
+
     async fn count(&mut self, table: &'static Table) -> StoreResult<u64> {
         let n: i64 = self
             .client
@@ -158,9 +166,14 @@ impl Target for PostgresSide {
         Ok(self.client.batch_execute(&sql).await?)
     }
 
-    async fn insert(&mut self, table: &'static Table, rows: Vec<Row>) -> StoreResult<()> {
+    async fn insert(
+        &mut self,
+        table: &'static Table,
+        rows: Vec<Row>,
+        skip_existing: bool,
+    ) -> StoreResult<u64> {
         if rows.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let width = table.columns.len();
         let mut values = Vec::with_capacity(rows.len());
@@ -175,15 +188,15 @@ impl Target for PostgresSide {
                 params.push(param(column.kind, value));
             }
         }
+        let conflict = table.on_conflict(skip_existing);
         let sql = format!(
-            "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE VALUES {}",
+            "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE VALUES {}{conflict}",
             table.name,
             table.column_list(),
             values.join(", ")
         );
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-        self.client.execute(&sql, &refs).await?;
-        Ok(())
+        Ok(self.client.execute(&sql, &refs).await?)
     }
 
     async fn checksum(&mut self, table: &'static Table) -> StoreResult<Checksum> {

@@ -108,6 +108,17 @@ fn read_row(table: &Table, row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 
 #[async_trait]
 impl Source for SqliteSide {
+    async fn snapshot(&mut self) -> StoreResult<()> {
+        // A deferred transaction takes its snapshot at its first read; WAL lets the server
+        // keep writing meanwhile.
+        self.with(|conn| {
+            conn.execute_batch("BEGIN DEFERRED")?;
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn count(&mut self, table: &'static Table) -> StoreResult<u64> {
         self.with(move |conn| {
             let n: i64 =
@@ -191,22 +202,29 @@ impl Target for SqliteSide {
         .await
     }
 
-    async fn insert(&mut self, table: &'static Table, rows: Vec<Row>) -> StoreResult<()> {
+    async fn insert(
+        &mut self,
+        table: &'static Table,
+        rows: Vec<Row>,
+        skip_existing: bool,
+    ) -> StoreResult<u64> {
         self.with(move |conn| {
             let marks = (1..=table.columns.len())
                 .map(|i| format!("?{i}"))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let conflict = table.on_conflict(skip_existing);
             let sql = format!(
-                "INSERT INTO {} ({}) VALUES ({marks})",
+                "INSERT INTO {} ({}) VALUES ({marks}){conflict}",
                 table.name,
                 table.column_list()
             );
             let mut statement = conn.prepare_cached(&sql)?;
+            let mut inserted = 0;
             for row in &rows {
-                statement.execute(params_from_iter(row.iter().map(to_sql)))?;
+                inserted += statement.execute(params_from_iter(row.iter().map(to_sql)))? as u64;
             }
-            Ok(())
+            Ok(inserted)
         })
         .await
     }
