@@ -393,6 +393,26 @@ pub async fn register_at(client: &reqwest::Client, base: &str, name: &str) -> St
     body["user"]["token"].as_str().unwrap().to_owned()
 }
 
+/// Sends `method url` with an optional token and JSON body; the status and the body's bytes.
+pub async fn send(
+    client: &reqwest::Client,
+    method: Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, bytes::Bytes) {
+    let mut request = client.request(method, url);
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Token {token}"));
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.bytes().await.unwrap())
+}
+
 /// A running server and a client for it.
 pub struct TestApp {
     pub base: String,
@@ -493,16 +513,7 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Token {token}"));
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let bytes = response.bytes().await.unwrap();
+        let (status, bytes) = send(&self.client, method, self.url(path), token, body).await;
         let json = if bytes.is_empty() {
             Value::Null
         } else {
