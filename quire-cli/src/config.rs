@@ -53,6 +53,35 @@ pub enum Command {
     /// non-empty one; stop quire first), after checking its manifest: SHA-256, integrity,
     /// row counts, schema version. Restores into PostgreSQL too.
     Restore(RestoreArgs),
+    /// Export the whole blog (every row, and media unless --no-media) as a portable,
+    /// versioned archive that any quire imports, on SQLite or PostgreSQL; consistent while
+    /// quire serves. Format: docs/export-format.md.
+    Export(ExportArgs),
+    /// Import a `quire export` archive, all or nothing; importing the same archive again
+    /// changes nothing. A database holding other data is refused unless --replace.
+    Import(ImportArgs),
+}
+
+/// What `quire export` writes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
+    /// The archive to write (a new file; `.gz` at the end compresses it).
+    #[arg(long)]
+    pub to: std::path::PathBuf,
+    /// Leave the media blobs out (their rows are still exported).
+    #[arg(long)]
+    pub no_media: bool,
+}
+
+/// What `quire import` reads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    /// A `quire export` archive.
+    #[arg(long)]
+    pub from: std::path::PathBuf,
+    /// Empty the database first (inside the import's transaction).
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// What `quire backup` writes.

@@ -7,7 +7,9 @@ pub mod backup;
 mod cluster;
 mod config;
 pub mod copy;
+pub mod export;
 mod health_metrics;
+pub mod import;
 mod media_archive;
 pub mod media_copy;
 mod open_files;
@@ -41,8 +43,8 @@ use quire_store::{DatabaseUrl, StoreOptions};
 use tokio::net::TcpListener;
 
 pub use config::{
-    BackupArgs, CacheMode, Cli, Command, CopyArgs, LogFormat, MediaCommand, MediaCopyArgs,
-    RestoreArgs, Settings,
+    BackupArgs, CacheMode, Cli, Command, CopyArgs, ExportArgs, ImportArgs, LogFormat, MediaCommand,
+    MediaCopyArgs, RestoreArgs, Settings,
 };
 
 fn store_options(settings: &Settings) -> StoreOptions {

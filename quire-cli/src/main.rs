@@ -11,7 +11,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let json = cli.settings.json;
-    let _log = quire_cli::telemetry::init(cli.settings.log_format);
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    let _log = quire_cli::telemetry::init(cli.settings.log_format, !serving);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,6 +33,8 @@ fn main() -> std::process::ExitCode {
             }
             Command::Backup(args) => quire_cli::backup::run(&cli.settings, &args).await,
             Command::Restore(args) => quire_cli::restore::run(&cli.settings, &args).await,
+            Command::Export(args) => quire_cli::export::run(&cli.settings, &args).await,
+            Command::Import(args) => quire_cli::import::run(&cli.settings, &args).await,
         }
     });
     match result {

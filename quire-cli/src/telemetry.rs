@@ -1,4 +1,4 @@
-//! Logging setup: `tracing` to stdout, pretty on a terminal and JSON otherwise (or as
+//! Logging setup: `tracing` to stdout (stderr for sub-commands, whose stdout is their result), pretty on a terminal and JSON otherwise (or as
 //! `--log-format` says), filtered by `RUST_LOG` (default `info`).
 //!
 //! Lines are formatted where they are logged but written by a dedicated thread
@@ -29,9 +29,15 @@ pub struct LogGuard {
 }
 
 /// Installs the global subscriber. Safe to call more than once (later calls do nothing).
-pub fn init(format: Option<LogFormat>) -> LogGuard {
+/// `to_stderr`: sub-commands log to standard error, keeping standard output for their result.
+pub fn init(format: Option<LogFormat>, to_stderr: bool) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
+    let terminal = if to_stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let format = format.unwrap_or(if terminal {
         LogFormat::Pretty
     } else {
         LogFormat::Json
@@ -40,7 +46,14 @@ pub fn init(format: Option<LogFormat>) -> LogGuard {
         .lossy(true)
         .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("quire-log")
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+        .finish(BufWriter::with_capacity(
+            64 * 1024,
+            if to_stderr {
+                Box::new(std::io::stderr()) as Box<dyn std::io::Write + Send>
+            } else {
+                Box::new(std::io::stdout())
+            },
+        ));
     let dropped = writer.error_counter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

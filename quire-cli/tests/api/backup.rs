@@ -5,46 +5,23 @@
 //! target, an existing file, a damaged archive, PostgreSQL as the source) exits with its code
 //! and changes nothing.
 
-use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::process::Command;
 
 use crate::media::upload;
-use crate::support::{Backend, TestApp, TestDir};
-
-/// Runs `quire <args>` with `--json` on `dir`'s database and media; its output.
-async fn quire(dir: &TestDir, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quire"))
-        .args(args)
-        .args(["--json", "--log-format", "json"])
-        .args(dir.database_args())
-        .output()
-        .await
-        .unwrap()
-}
+use crate::support::{Backend, TestApp, TestDir, quire_json, stdout_json};
 
 /// `quire backup --to archive` on `dir`, which must succeed.
 async fn backup(dir: &TestDir, archive: &std::path::Path) {
-    let output = quire(dir, &["backup", "--to", archive.to_str().unwrap()]).await;
+    let output = quire_json(dir, &["backup", "--to", archive.to_str().unwrap()]).await;
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-fn json_of(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
 }
 
 fn articles_in(manifest: &Value) -> u64 {
@@ -104,7 +81,7 @@ async fn a_backup_under_write_load_restores_every_acknowledged_write() {
     }
     let before = acked.lock().unwrap().clone();
     let archive = app.dir().join("drill.tar.gz");
-    let output = quire(
+    let output = quire_json(
         app.test_dir(),
         &["backup", "--to", archive.to_str().unwrap(), "--with-media"],
     )
@@ -117,7 +94,7 @@ async fn a_backup_under_write_load_restores_every_acknowledged_write() {
     let after = acked.lock().unwrap().clone();
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
-    let result = json_of(&output);
+    let result = stdout_json(&output);
     let manifest = &result["manifest"];
     let in_backup = articles_in(manifest) as usize;
     assert!(
@@ -131,7 +108,7 @@ async fn a_backup_under_write_load_restores_every_acknowledged_write() {
 
     // Restore into a fresh directory and serve it.
     let fresh = TestDir::new_for(Backend::Sqlite).await;
-    let output = quire(
+    let output = quire_json(
         &fresh,
         &[
             "restore",
@@ -146,7 +123,7 @@ async fn a_backup_under_write_load_restores_every_acknowledged_write() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(json_of(&output)["media_blobs"], 1);
+    assert_eq!(stdout_json(&output)["media_blobs"], 1);
     let restored = TestApp::start_in(fresh).await;
     // Every write acknowledged before the backup started is there, as the server served it.
     for slug in &before {
@@ -190,7 +167,7 @@ async fn a_backup_under_write_load_restores_every_acknowledged_write() {
 
     // Restoring again over the now non-empty database is refused (exit 3), changing nothing.
     let fresh = restored.stop().await;
-    let output = quire(&fresh, &["restore", "--from", archive.to_str().unwrap()]).await;
+    let output = quire_json(&fresh, &["restore", "--from", archive.to_str().unwrap()]).await;
     assert_eq!(
         output.status.code(),
         Some(3),
@@ -198,13 +175,13 @@ async fn a_backup_under_write_load_restores_every_acknowledged_write() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        json_of(&output)["error"]
+        stdout_json(&output)["error"]
             .as_str()
             .unwrap()
             .contains("not empty")
     );
     // --replace overwrites it.
-    let output = quire(
+    let output = quire_json(
         &fresh,
         &["restore", "--from", archive.to_str().unwrap(), "--replace"],
     )
@@ -215,7 +192,7 @@ async fn a_backup_under_write_load_restores_every_acknowledged_write() {
         String::from_utf8_lossy(&output.stderr)
     );
     // A backup never overwrites a file.
-    let output = quire(
+    let output = quire_json(
         app.test_dir(),
         &["backup", "--to", archive.to_str().unwrap()],
     )
@@ -239,10 +216,10 @@ async fn a_damaged_backup_is_refused_and_the_target_is_left_alone() {
     let damaged = dir.path().join("damaged.tar");
     std::fs::write(&damaged, &bytes).unwrap();
     let target = TestDir::new_for(Backend::Sqlite).await;
-    let output = quire(&target, &["restore", "--from", damaged.to_str().unwrap()]).await;
+    let output = quire_json(&target, &["restore", "--from", damaged.to_str().unwrap()]).await;
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        json_of(&output)["error"]
+        stdout_json(&output)["error"]
             .as_str()
             .unwrap()
             .contains("damaged"),
@@ -261,12 +238,12 @@ async fn a_damaged_backup_is_refused_and_the_target_is_left_alone() {
     // Cut short: no manifest.
     let cut = dir.path().join("cut.tar");
     std::fs::write(&cut, &std::fs::read(&archive).unwrap()[..4096]).unwrap();
-    let output = quire(&target, &["restore", "--from", cut.to_str().unwrap()]).await;
+    let output = quire_json(&target, &["restore", "--from", cut.to_str().unwrap()]).await;
     assert_ne!(output.status.code(), Some(0));
     assert!(!target.path().join("quire.db").exists());
 
     // Not a file at all, and not a backup.
-    let output = quire(&target, &["restore", "--from", "/nonexistent.tar"]).await;
+    let output = quire_json(&target, &["restore", "--from", "/nonexistent.tar"]).await;
     assert_eq!(output.status.code(), Some(1));
 }
 
@@ -282,7 +259,7 @@ async fn a_sqlite_backup_restores_into_postgresql_and_postgresql_backups_point_t
     let _source = app.stop().await;
 
     let pg = TestDir::new_for(Backend::Postgres).await;
-    let output = quire(&pg, &["restore", "--from", archive.to_str().unwrap()]).await;
+    let output = quire_json(&pg, &["restore", "--from", archive.to_str().unwrap()]).await;
     assert!(
         output.status.success(),
         "{}",
@@ -296,7 +273,7 @@ async fn a_sqlite_backup_restores_into_postgresql_and_postgresql_backups_point_t
     let (status, _) = restored.get("/api/user", Some(&token)).await;
     assert_eq!(status, StatusCode::OK, "sessions move with the secret");
 
-    let output = quire(
+    let output = quire_json(
         restored.test_dir(),
         &[
             "backup",
@@ -307,7 +284,7 @@ async fn a_sqlite_backup_restores_into_postgresql_and_postgresql_backups_point_t
     .await;
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        json_of(&output)["error"]
+        stdout_json(&output)["error"]
             .as_str()
             .unwrap()
             .contains("pg_dump")

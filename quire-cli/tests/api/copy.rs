@@ -14,7 +14,7 @@ use tokio::process::Command;
 use crate::support::{Backend, TestApp, TestDir};
 
 /// The backend a test's copies go to: the other one.
-fn other_backend() -> Backend {
+pub(crate) fn other_backend() -> Backend {
     match Backend::current() {
         Backend::Sqlite => Backend::Postgres,
         Backend::Postgres => Backend::Sqlite,
@@ -52,7 +52,7 @@ async fn snapshot(app: &TestApp, anna: &str) -> Vec<Value> {
 }
 
 /// A small blog with a row of every kind; returns anna's token.
-async fn write_a_blog(app: &TestApp) -> String {
+pub(crate) async fn write_a_blog(app: &TestApp) -> String {
     let jake = app.register("jake").await;
     let anna = app.register("anna").await;
     app.create_article(&jake, "moved one", &["rust", "db"])

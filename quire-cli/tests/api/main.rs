@@ -47,6 +47,7 @@ mod copy;
 mod dashboards;
 mod durability;
 mod errors;
+mod export;
 mod limits;
 mod live;
 mod live_memory;

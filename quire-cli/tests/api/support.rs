@@ -733,3 +733,26 @@ async fn start_quire(
         logs,
     }
 }
+
+/// Runs the real `quire <args> --json` (a sub-command) on `dir`'s database and media, as a
+/// user would; its output.
+pub async fn quire_json(dir: &TestDir, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_quire"))
+        .args(args)
+        .args(["--json", "--log-format", "json"])
+        .args(dir.database_args())
+        .output()
+        .await
+        .unwrap()
+}
+
+/// The JSON object a `--json` sub-command printed.
+pub fn stdout_json(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
