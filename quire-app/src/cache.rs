@@ -398,6 +398,7 @@ impl App {
     async fn apply(&self, change: &Invalidation) {
         let c = &self.cache;
         match change {
+            Invalidation::Everything => self.forget_everything(),
             Invalidation::Article { id, slug } => {
                 c.articles.invalidate(&ArticleId(*id)).await;
                 c.slugs.invalidate(slug).await;
@@ -453,6 +454,23 @@ pub(crate) enum Invalidation {
     Viewer(i64),
     /// A user's record, their profile under each name, and the articles embedding it.
     User { id: i64, usernames: Vec<String> },
+    /// Everything (a change too wide to list, such as a deleted user and their content).
+    Everything,
+}
+
+/// The encoded invalidations of an account change made outside the server (`quire user`:
+/// password, disabled), which instances read from the store's admin changes.
+pub fn encoded_user_change(id: i64, username: &str) -> String {
+    let changes = [Invalidation::User {
+        id,
+        usernames: vec![username.to_owned()],
+    }];
+    serde_json::to_string(&changes).unwrap_or_default()
+}
+
+/// The encoded "forget everything" of a change too wide to list (a deleted user).
+pub fn encoded_change_of_everything() -> String {
+    serde_json::to_string(&[Invalidation::Everything]).unwrap_or_default()
 }
 
 impl Invalidation {

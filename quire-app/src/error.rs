@@ -15,6 +15,8 @@ pub enum AuthFailure {
     Expired,
     /// Login with an unknown email or a wrong password (deliberately not told apart).
     BadCredentials,
+    /// The account was disabled by an operator (`quire user disable`).
+    Disabled,
 }
 
 /// A use case's failure.

@@ -4,6 +4,7 @@
 //! and calls the store. It knows nothing of HTTP (no status codes, no axum types), SQL or
 //! Redis: [`AppError`] says what went wrong and the HTTP layer decides how to say it.
 
+mod admin_changes;
 mod articles;
 mod cache;
 mod cache_audit;
@@ -20,7 +21,7 @@ mod users;
 
 use std::sync::Arc;
 
-pub use cache::{CacheSettings, UserStats};
+pub use cache::{CacheSettings, UserStats, encoded_change_of_everything, encoded_user_change};
 pub use error::{AppError, AppResult, AuthFailure};
 pub use input::{
     ArticleQuery, LoginInput, NewArticleInput, NewCommentInput, NewUserInput, UpdateArticleInput,

@@ -89,6 +89,10 @@ impl App {
             return Err(AppError::Unauthorized(AuthFailure::BadCredentials));
         }
         let user = user.ok_or(AppError::Unauthorized(AuthFailure::BadCredentials))?;
+        // Told only to whoever knows the password.
+        if user.disabled {
+            return Err(AppError::Unauthorized(AuthFailure::Disabled));
+        }
         let token = self.tokens.issue(user.id)?;
         Ok(SignedInUser { user, token })
     }
@@ -106,6 +110,9 @@ impl App {
             .cached_user(id)
             .await?
             .ok_or(AppError::Unauthorized(AuthFailure::Invalid))?;
+        if user.disabled {
+            return Err(AppError::Unauthorized(AuthFailure::Disabled));
+        }
         Ok(Viewer {
             user: UserRecord::clone(&user),
             token: token.to_owned(),

@@ -60,6 +60,52 @@ pub enum Command {
     /// Import a `quire export` archive, all or nothing; importing the same archive again
     /// changes nothing. A database holding other data is refused unless --replace.
     Import(ImportArgs),
+    /// Manage accounts on the database quire serves from, safe while it serves: list,
+    /// create, set-password, disable/enable (tokens stop working within half a second on
+    /// every instance), delete. Passwords are read from standard input.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// What `quire user` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserCommand {
+    /// Every account: id, username, email, articles, comments, state.
+    List,
+    /// Create an account (`echo "$PASSWORD" | quire user create --username ada --email ada@example.com`).
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a user's password (the first line of standard input).
+    SetPassword {
+        /// Username or email.
+        user: String,
+    },
+    /// Disable an account: it cannot sign in and its tokens are refused; its content stays.
+    Disable {
+        /// Username or email.
+        user: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        /// Username or email.
+        user: String,
+    },
+    /// Delete an account with its articles, comments and media (or give them to another user
+    /// with --reassign-to); follows and favorites go. Needs --yes.
+    Delete {
+        /// Username or email.
+        user: String,
+        /// Give the user's articles, comments and media to this user instead of deleting them.
+        #[arg(long)]
+        reassign_to: Option<String>,
+        /// Do it (without it, says what would be deleted and exits 3).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// What `quire export` writes.

@@ -18,6 +18,7 @@ mod progress;
 pub mod restore;
 mod secret;
 pub mod telemetry;
+pub mod user;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,8 +45,11 @@ use tokio::net::TcpListener;
 
 pub use config::{
     BackupArgs, CacheMode, Cli, Command, CopyArgs, ExportArgs, ImportArgs, LogFormat, MediaCommand,
-    MediaCopyArgs, RestoreArgs, Settings,
+    MediaCopyArgs, RestoreArgs, Settings, UserCommand,
 };
+
+/// How often a serving instance looks for changes `quire user` made (disabled accounts...).
+const ADMIN_WATCH_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn store_options(settings: &Settings) -> StoreOptions {
     StoreOptions {
@@ -237,6 +241,7 @@ pub async fn serve(
         coherence: cluster.coherence.clone(),
     }));
     cluster.start(&app);
+    let admin_watch = app.spawn_admin_watch(ADMIN_WATCH_PERIOD);
     let max_connections = connection_ceiling(&settings);
     let live = LiveConfig {
         ping_interval: settings.live_ping_interval,
@@ -313,6 +318,8 @@ pub async fn serve(
     let grace = engine.shutdown_grace;
     quire_serve::serve(listener, router, engine, shutdown).await;
     health_gauges.stop().await;
+    admin_watch.abort();
+    let _ = admin_watch.await;
     // WebSocket sessions outlive their HTTP connection's tracking; they were told to close
     // with 1001 when draining began.
     state.sessions.close();

@@ -35,6 +35,7 @@ fn main() -> std::process::ExitCode {
             Command::Restore(args) => quire_cli::restore::run(&cli.settings, &args).await,
             Command::Export(args) => quire_cli::export::run(&cli.settings, &args).await,
             Command::Import(args) => quire_cli::import::run(&cli.settings, &args).await,
+            Command::User(command) => quire_cli::user::run(&cli.settings, &command).await,
         }
     });
     match result {

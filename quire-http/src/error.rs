@@ -40,6 +40,7 @@ impl ApiError {
             AuthFailure::Invalid => ("token", "is invalid"),
             AuthFailure::Expired => ("token", "has expired"),
             AuthFailure::BadCredentials => ("email or password", "is invalid"),
+            AuthFailure::Disabled => ("account", "is disabled"),
         };
         Self::new(StatusCode::UNAUTHORIZED, field, message)
     }

@@ -4,6 +4,7 @@
 //! Callers (quire-app) see only the trait; [`open`] picks the backend from the URL. SQL lives here and nowhere else. Nothing here knows about HTTP or the application's
 //! authorization rules: the store answers questions and applies changes it is given.
 
+pub mod admin;
 pub mod copy;
 mod error;
 pub mod postgres;
@@ -133,6 +134,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_media(&self, id: &str) -> StoreResult<bool>;
     /// Whether any media row still names this blob.
     async fn blob_in_use(&self, sha256: &str) -> StoreResult<bool>;
+
+    /// Cache invalidations recorded by changes made outside the server (`quire user`) after
+    /// sequence number `after`, oldest first, at most 100: (sequence number, encoded changes).
+    /// With `after` `None`, only the newest sequence number (where watching starts).
+    async fn admin_changes_after(&self, after: Option<i64>) -> StoreResult<Vec<(i64, String)>>;
 }
 
 /// Which backend a database URL names.

@@ -14,6 +14,8 @@ pub struct UserRecord {
     pub password_hash: String,
     pub bio: Option<String>,
     pub image: Option<String>,
+    /// Disabled by `quire user disable`: signs nobody in, its tokens are refused.
+    pub disabled: bool,
 }
 
 /// A user to create; the password is already hashed.

@@ -67,6 +67,7 @@ mod serving;
 mod slow_clients;
 mod support;
 mod tls;
+mod user_admin;
 mod users;
 mod web;
 mod web_ui;

@@ -14,8 +14,8 @@
 //! Must not: run against a database that a quire process is writing to (the copy would be a
 //! snapshot of a moving target); know HTTP.
 
-mod postgres;
-mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -50,6 +50,14 @@ const fn text(name: &'static str) -> Column {
         name,
         kind: Kind::Text,
         nullable: false,
+    }
+}
+
+const fn nullable_int(name: &'static str) -> Column {
+    Column {
+        name,
+        kind: Kind::Int,
+        nullable: true,
     }
 }
 
@@ -117,6 +125,7 @@ pub const TABLES: &[Table] = &[
             nullable_text("image"),
             int("created_at"),
             int("updated_at"),
+            nullable_int("disabled_at"),
         ],
         key_len: 1,
         identity: Some("id"),

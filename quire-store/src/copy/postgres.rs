@@ -17,7 +17,7 @@ const TOKEN_SECRET: &str = "token";
 
 type Param = Box<dyn ToSql + Sync + Send>;
 
-pub(super) struct PostgresSide {
+pub(crate) struct PostgresSide {
     client: tokio_postgres::Client,
     driver: tokio::task::JoinHandle<()>,
 }
@@ -31,7 +31,7 @@ impl Drop for PostgresSide {
 
 impl PostgresSide {
     /// Connects to the database at `url` and brings it to this binary's schema.
-    pub(super) async fn open(url: &str) -> StoreResult<Self> {
+    pub(crate) async fn open(url: &str) -> StoreResult<Self> {
         let options = PgOptions {
             pool_size: 1,
             statement_timeout: Duration::ZERO,
@@ -256,5 +256,130 @@ impl Target for PostgresSide {
     async fn rollback(&mut self) -> StoreResult<()> {
         self.client.batch_execute("ROLLBACK").await?;
         Ok(())
+    }
+}
+
+fn account_from(row: &tokio_postgres::Row) -> crate::admin::Account {
+    crate::admin::Account {
+        id: row.get(0),
+        username: row.get(1),
+        email: row.get(2),
+        disabled: row.get(3),
+        created_at: row.get(4),
+        articles: row.get::<_, i64>(5).max(0) as u64,
+        comments: row.get::<_, i64>(6).max(0) as u64,
+    }
+}
+
+#[async_trait]
+impl crate::admin::Admin for PostgresSide {
+    async fn accounts(&mut self) -> StoreResult<Vec<crate::admin::Account>> {
+        let sql = format!("{} ORDER BY u.id", crate::admin::sql::ACCOUNTS);
+        let rows = self.client.query(&sql, &[]).await?;
+        Ok(rows.iter().map(account_from).collect())
+    }
+
+    async fn account(&mut self, name: &str) -> StoreResult<Option<crate::admin::Account>> {
+        let sql = format!(
+            "{} WHERE u.username = $1 OR lower(u.email) = lower($1)",
+            crate::admin::sql::ACCOUNTS
+        );
+        let row = self.client.query_opt(&sql, &[&name]).await?;
+        Ok(row.as_ref().map(account_from))
+    }
+
+    async fn create(
+        &mut self,
+        username: &str,
+        email: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> StoreResult<i64> {
+        match self
+            .client
+            .query_one(
+                crate::admin::sql::CREATE,
+                &[&username, &email, &password_hash, &now],
+            )
+            .await
+        {
+            Ok(row) => Ok(row.get(0)),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                Err(StoreError::Conflict(vec!["username or email"]))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn set_password(
+        &mut self,
+        id: i64,
+        password_hash: &str,
+        now: i64,
+        changes: &str,
+    ) -> StoreResult<()> {
+        let tx = self.client.transaction().await?;
+        tx.execute(
+            crate::admin::sql::SET_PASSWORD,
+            &[&id, &password_hash, &now],
+        )
+        .await?;
+        tx.execute(crate::admin::sql::RECORD, &[&changes, &now])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_disabled(
+        &mut self,
+        id: i64,
+        disabled_at: Option<i64>,
+        now: i64,
+        changes: &str,
+    ) -> StoreResult<()> {
+        let tx = self.client.transaction().await?;
+        tx.execute(crate::admin::sql::SET_DISABLED, &[&id, &disabled_at, &now])
+            .await?;
+        tx.execute(crate::admin::sql::RECORD, &[&changes, &now])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete(
+        &mut self,
+        id: i64,
+        heir: Option<i64>,
+        now: i64,
+        changes: &str,
+    ) -> StoreResult<crate::admin::Removed> {
+        use crate::admin::sql;
+        let tx = self.client.transaction().await?;
+        let mut counts = [0u64; 3];
+        for (n, statement) in [sql::COUNT_ARTICLES, sql::COUNT_COMMENTS, sql::COUNT_MEDIA]
+            .into_iter()
+            .enumerate()
+        {
+            counts[n] = tx
+                .query_one(statement, &[&id])
+                .await?
+                .get::<_, i64>(0)
+                .max(0) as u64;
+        }
+        if let Some(heir) = heir {
+            for statement in sql::REASSIGN {
+                tx.execute(statement, &[&id, &heir]).await?;
+            }
+            counts = [0; 3];
+        }
+        tx.execute(sql::UNCOUNT_FAVORITES, &[&id]).await?;
+        tx.execute(sql::DELETE, &[&id]).await?;
+        tx.execute(sql::RECORD, &[&changes, &now]).await?;
+        tx.commit().await?;
+        Ok(crate::admin::Removed {
+            articles: counts[0],
+            comments: counts[1],
+            media: counts[2],
+        })
     }
 }

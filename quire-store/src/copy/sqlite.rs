@@ -13,7 +13,7 @@ use super::{Checksum, Kind, Row, Source, Table, Target, Value};
 use crate::sqlite::migrate::migrate;
 use crate::{StoreError, StoreResult};
 
-pub(super) struct SqliteSide {
+pub(crate) struct SqliteSide {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
     /// A secret to write beside the target database once the copy has committed, and
@@ -23,7 +23,7 @@ pub(super) struct SqliteSide {
 
 impl SqliteSide {
     /// Opens (a target: creating) the database at `path` and brings it to this binary's schema.
-    pub(super) async fn open(path: &Path) -> StoreResult<Self> {
+    pub(crate) async fn open(path: &Path) -> StoreResult<Self> {
         let path = path.to_owned();
         let opened = path.clone();
         let conn = blocking(move || {
@@ -290,4 +290,174 @@ fn write_secret_file(path: &Path, secret: &str, replace: bool) -> StoreResult<()
         .and_then(|()| file.sync_all())
         .map_err(failed)?;
     std::fs::rename(&temporary, path).map_err(failed)
+}
+
+/// A statement of [`crate::admin::sql`] with SQLite's numbered placeholders.
+fn numbered(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+fn account_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<crate::admin::Account> {
+    Ok(crate::admin::Account {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        email: row.get(2)?,
+        disabled: row.get(3)?,
+        created_at: row.get(4)?,
+        articles: row.get::<_, i64>(5)?.max(0) as u64,
+        comments: row.get::<_, i64>(6)?.max(0) as u64,
+    })
+}
+
+impl SqliteSide {
+    /// Runs `work` in one `BEGIN IMMEDIATE` transaction, recording `changes`.
+    async fn change<T: Send + 'static>(
+        &self,
+        now: i64,
+        changes: &str,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let changes = changes.to_owned();
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let done = work(&tx)?;
+            tx.execute(
+                &numbered(crate::admin::sql::RECORD),
+                rusqlite::params![changes, now],
+            )?;
+            tx.commit()?;
+            Ok(done)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl crate::admin::Admin for SqliteSide {
+    async fn accounts(&mut self) -> StoreResult<Vec<crate::admin::Account>> {
+        self.with(|conn| {
+            let sql = format!("{} ORDER BY u.id", crate::admin::sql::ACCOUNTS);
+            let mut statement = conn.prepare(&sql)?;
+            let rows = statement
+                .query_map([], account_from)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn account(&mut self, name: &str) -> StoreResult<Option<crate::admin::Account>> {
+        use rusqlite::OptionalExtension as _;
+        let name = name.to_owned();
+        self.with(move |conn| {
+            let sql = format!(
+                "{} WHERE u.username = ?1 OR lower(u.email) = lower(?1)",
+                crate::admin::sql::ACCOUNTS
+            );
+            Ok(conn.query_row(&sql, [name], account_from).optional()?)
+        })
+        .await
+    }
+
+    async fn create(
+        &mut self,
+        username: &str,
+        email: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> StoreResult<i64> {
+        let values = (
+            username.to_owned(),
+            email.to_owned(),
+            password_hash.to_owned(),
+        );
+        self.with(move |conn| {
+            let (username, email, hash) = values;
+            conn.query_row(
+                &numbered(crate::admin::sql::CREATE),
+                rusqlite::params![username, email, hash, now],
+                |r| r.get(0),
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    StoreError::Conflict(vec!["username or email"])
+                }
+                other => other.into(),
+            })
+        })
+        .await
+    }
+
+    async fn set_password(
+        &mut self,
+        id: i64,
+        password_hash: &str,
+        now: i64,
+        changes: &str,
+    ) -> StoreResult<()> {
+        let hash = password_hash.to_owned();
+        self.change(now, changes, move |tx| {
+            tx.execute(
+                &numbered(crate::admin::sql::SET_PASSWORD),
+                rusqlite::params![id, hash, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_disabled(
+        &mut self,
+        id: i64,
+        disabled_at: Option<i64>,
+        now: i64,
+        changes: &str,
+    ) -> StoreResult<()> {
+        self.change(now, changes, move |tx| {
+            tx.execute(
+                &numbered(crate::admin::sql::SET_DISABLED),
+                rusqlite::params![id, disabled_at, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(
+        &mut self,
+        id: i64,
+        heir: Option<i64>,
+        now: i64,
+        changes: &str,
+    ) -> StoreResult<crate::admin::Removed> {
+        use crate::admin::sql;
+        self.change(now, changes, move |tx| {
+            let count = |sql: &str| -> StoreResult<u64> {
+                Ok(tx
+                    .query_row(&numbered(sql), [id], |r| r.get::<_, i64>(0))?
+                    .max(0) as u64)
+            };
+            let mut removed = crate::admin::Removed {
+                articles: count(sql::COUNT_ARTICLES)?,
+                comments: count(sql::COUNT_COMMENTS)?,
+                media: count(sql::COUNT_MEDIA)?,
+            };
+            if let Some(heir) = heir {
+                for statement in sql::REASSIGN {
+                    tx.execute(&numbered(statement), [id, heir])?;
+                }
+                removed = crate::admin::Removed {
+                    articles: 0,
+                    comments: 0,
+                    media: 0,
+                };
+            }
+            tx.execute(&numbered(sql::UNCOUNT_FAVORITES), [id])?;
+            tx.execute(&numbered(sql::DELETE), [id])?;
+            Ok(removed)
+        })
+        .await
+    }
 }

@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../../migrations/postgres/0004_secrets.sql"),
     ),
     (5, include_str!("../../migrations/postgres/0005_search.sql")),
+    (6, include_str!("../../migrations/postgres/0006_admin.sql")),
 ];
 
 /// Key of the advisory lock held while migrating ("quire" in ASCII).

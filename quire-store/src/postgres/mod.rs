@@ -368,4 +368,10 @@ impl Store for PgStore {
         let client = self.pool.get().await?;
         queries::blob_in_use(&client, sha256).await
     }
+
+    async fn admin_changes_after(&self, after: Option<i64>) -> StoreResult<Vec<(i64, String)>> {
+        // The primary: a replica may not have replayed the change yet.
+        let client = self.pool.get().await?;
+        queries::admin_changes_after(&client, after).await
+    }
 }

@@ -43,7 +43,8 @@ fn count_at(row: &Row, at: usize) -> u64 {
     row.get::<_, i64>(at).max(0) as u64
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, bio, image";
+const USER_COLUMNS: &str =
+    "id, username, email, password_hash, bio, image, disabled_at IS NOT NULL";
 
 fn user_from_row(row: &Row) -> UserRecord {
     UserRecord {
@@ -53,6 +54,7 @@ fn user_from_row(row: &Row) -> UserRecord {
         password_hash: row.get(3),
         bio: row.get(4),
         image: row.get(5),
+        disabled: row.get(6),
     }
 }
 
@@ -970,4 +972,23 @@ pub async fn search<C: GenericClient>(
     })
     .collect();
     Ok(SearchHits { hits, total })
+}
+
+pub async fn admin_changes_after<C: GenericClient>(
+    c: &C,
+    after: Option<i64>,
+) -> StoreResult<Vec<(i64, String)>> {
+    let Some(after) = after else {
+        let row = c
+            .query_one("SELECT coalesce(max(seq), 0) FROM admin_changes", &[])
+            .await?;
+        return Ok(vec![(row.get(0), String::new())]);
+    };
+    let statement = c
+        .prepare_cached(
+            "SELECT seq, changes FROM admin_changes WHERE seq > $1 ORDER BY seq LIMIT 100",
+        )
+        .await?;
+    let rows = c.query(&statement, &[&after]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../../migrations/sqlite/0003_counts.sql")),
     (4, include_str!("../../migrations/sqlite/0004_secrets.sql")),
     (5, include_str!("../../migrations/sqlite/0005_search.sql")),
+    (6, include_str!("../../migrations/sqlite/0006_admin.sql")),
 ];
 
 /// Brings the database to the newest schema. Refuses a database newer than this binary.

@@ -275,4 +275,10 @@ impl Store for SqliteStore {
             .read(move |conn| queries::blob_in_use(conn, &sha256))
             .await
     }
+
+    async fn admin_changes_after(&self, after: Option<i64>) -> StoreResult<Vec<(i64, String)>> {
+        self.pool
+            .read(move |conn| queries::admin_changes_after(conn, after))
+            .await
+    }
 }

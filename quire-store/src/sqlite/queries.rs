@@ -14,7 +14,8 @@ use crate::{
 /// Separates tags in one aggregated column; tags cannot contain control characters.
 const TAG_SEPARATOR: char = '\u{1f}';
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, bio, image";
+const USER_COLUMNS: &str =
+    "id, username, email, password_hash, bio, image, disabled_at IS NOT NULL";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -24,6 +25,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
         password_hash: row.get(3)?,
         bio: row.get(4)?,
         image: row.get(5)?,
+        disabled: row.get(6)?,
     })
 }
 
@@ -833,6 +835,26 @@ pub fn search(conn: &Connection, words: &[String], page: Page) -> StoreResult<Se
         hits,
         total: total as u64,
     })
+}
+
+pub fn admin_changes_after(
+    conn: &Connection,
+    after: Option<i64>,
+) -> StoreResult<Vec<(i64, String)>> {
+    let Some(after) = after else {
+        let newest: i64 =
+            conn.query_row("SELECT coalesce(max(seq), 0) FROM admin_changes", [], |r| {
+                r.get(0)
+            })?;
+        return Ok(vec![(newest, String::new())]);
+    };
+    let mut statement = conn.prepare_cached(
+        "SELECT seq, changes FROM admin_changes WHERE seq > ?1 ORDER BY seq LIMIT 100",
+    )?;
+    let rows = statement
+        .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 #[cfg(test)]
