@@ -65,6 +65,21 @@ pub enum Command {
     /// every instance), delete. Passwords are read from standard input.
     #[command(subcommand)]
     User(UserCommand),
+    /// Check the installation without changing it: configuration (trusted proxies, TLS
+    /// files, token secret), migrations, database integrity and counters, media blobs missing
+    /// or named by no row (--fix removes those). Exit 0 when sound, 4 when problems are found.
+    Check(CheckArgs),
+}
+
+/// What `quire check` may do.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// Remove media blobs that no media row names (each seen unnamed twice, --fix-after apart).
+    #[arg(long)]
+    pub fix: bool,
+    /// How long a blob must stay unnamed before --fix removes it, e.g. 60s.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub fix_after: Duration,
 }
 
 /// What `quire user` does.

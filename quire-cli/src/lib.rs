@@ -4,6 +4,7 @@
 
 mod archive;
 pub mod backup;
+pub mod check;
 mod cluster;
 mod config;
 pub mod copy;
@@ -44,8 +45,8 @@ use quire_store::{DatabaseUrl, StoreOptions};
 use tokio::net::TcpListener;
 
 pub use config::{
-    BackupArgs, CacheMode, Cli, Command, CopyArgs, ExportArgs, ImportArgs, LogFormat, MediaCommand,
-    MediaCopyArgs, RestoreArgs, Settings, UserCommand,
+    BackupArgs, CacheMode, CheckArgs, Cli, Command, CopyArgs, ExportArgs, ImportArgs, LogFormat,
+    MediaCommand, MediaCopyArgs, RestoreArgs, Settings, UserCommand,
 };
 
 /// How often a serving instance looks for changes `quire user` made (disabled accounts...).

@@ -36,6 +36,7 @@ fn main() -> std::process::ExitCode {
             Command::Export(args) => quire_cli::export::run(&cli.settings, &args).await,
             Command::Import(args) => quire_cli::import::run(&cli.settings, &args).await,
             Command::User(command) => quire_cli::user::run(&cli.settings, &command).await,
+            Command::Check(args) => quire_cli::check::run(&cli.settings, &args).await,
         }
     });
     match result {

@@ -37,7 +37,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 /// object on standard output.
 pub fn report_failure(error: &anyhow::Error, json: bool) {
     eprintln!("quire: {error:#}");
-    if json {
+    // `quire check` printed its findings (the JSON result) already.
+    let printed = matches!(error.downcast_ref::<Failure>(), Some(Failure::Problems(_)));
+    if json && !printed {
         println!(
             "{}",
             json!({ "error": format!("{error:#}"), "exit_code": exit_code(error) })

@@ -79,12 +79,7 @@ pub trait Admin: Send {
 pub async fn open(url: &DatabaseUrl) -> StoreResult<Box<dyn Admin>> {
     match url {
         DatabaseUrl::Sqlite(path) => {
-            if !path.exists() {
-                return Err(StoreError::Config(format!(
-                    "no database at {}",
-                    path.display()
-                )));
-            }
+            crate::existing_sqlite(path)?;
             Ok(Box::new(SqliteSide::open(path).await?))
         }
         DatabaseUrl::Postgres(url) => Ok(Box::new(PostgresSide::open(url).await?)),

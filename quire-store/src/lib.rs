@@ -5,6 +5,7 @@
 //! authorization rules: the store answers questions and applies changes it is given.
 
 pub mod admin;
+pub mod check;
 pub mod copy;
 mod error;
 pub mod postgres;
@@ -174,6 +175,18 @@ impl std::fmt::Display for DatabaseUrl {
             Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
             Self::Postgres(url) => f.write_str(&postgres::redact(url)),
         }
+    }
+}
+
+/// Refuses a SQLite file that does not exist (commands that must not create one).
+pub(crate) fn existing_sqlite(path: &std::path::Path) -> StoreResult<()> {
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!(
+            "no database at {}",
+            path.display()
+        )))
     }
 }
 

@@ -40,6 +40,7 @@ mod backup;
 mod browser;
 mod cache;
 mod cache_audit;
+mod check;
 mod cli;
 mod cluster;
 mod comments;

@@ -324,6 +324,22 @@ impl TestDir {
         admin_client(&db.url).await
     }
 
+    /// Runs `sql` on this test's database, behind quire's back (to damage it on purpose).
+    pub async fn execute(&self, sql: &str) {
+        match &self.postgres {
+            None => {
+                let conn = rusqlite::Connection::open(self.path().join("quire.db")).unwrap();
+                conn.busy_timeout(Duration::from_secs(5)).unwrap();
+                conn.execute_batch(sql).unwrap();
+            }
+            Some(db) => admin_client(&db.url)
+                .await
+                .batch_execute(sql)
+                .await
+                .unwrap(),
+        }
+    }
+
     /// The generated token secret: the file beside the SQLite database, or the row in
     /// PostgreSQL's `secrets` table. Panics when none was kept.
     pub async fn token_secret(&self) -> String {

@@ -7,7 +7,7 @@
 //! A caller that goes away mid-write drops its transaction, which rolls back: never half a
 //! write. This module must not know HTTP or authorization rules.
 
-mod migrate;
+pub(crate) mod migrate;
 mod pool;
 mod queries;
 mod replicas;
