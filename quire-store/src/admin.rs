@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::copy::postgres::PostgresSide;
 use crate::copy::sqlite::SqliteSide;
-use crate::{DatabaseUrl, StoreError, StoreResult};
+use crate::{DatabaseUrl, StoreResult};
 
 /// One account, as `quire user list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
