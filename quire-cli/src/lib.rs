@@ -7,6 +7,7 @@ mod config;
 pub mod copy;
 pub mod media_copy;
 mod open_files;
+pub mod otlp;
 mod progress;
 mod secret;
 pub mod telemetry;
@@ -261,6 +262,9 @@ pub async fn serve(
     quire_http::metrics::spawn_lag_probe();
     quire_http::metrics::spawn_upkeep();
     telemetry::spawn_dropped_lines_reporter();
+    if settings.otlp_endpoint.is_some() {
+        otlp::register_metrics();
+    }
     let router = quire_http::router(
         state.clone(),
         &HttpConfig {
@@ -268,6 +272,7 @@ pub async fn serve(
             cors_origins: settings.cors_origins.clone(),
             request_timeout: settings.request_timeout,
             body_read_timeout: settings.body_read_timeout,
+            export_traces: settings.otlp_endpoint.is_some(),
         },
     );
     let engine = ServeConfig {

@@ -10,7 +10,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let _log = quire_cli::telemetry::init(cli.settings.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -18,6 +17,18 @@ fn main() -> std::process::ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("quire: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // Spans are exported through the runtime, so it comes first.
+    let mut telemetry = match quire_cli::telemetry::init(
+        cli.settings.log_format,
+        cli.settings.otlp(),
+        runtime.handle(),
+    ) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("quire: cannot export traces: {e:#}");
             return std::process::ExitCode::FAILURE;
         }
     };
@@ -31,6 +42,7 @@ fn main() -> std::process::ExitCode {
             }
         }
     });
+    runtime.block_on(telemetry.flush_traces());
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
