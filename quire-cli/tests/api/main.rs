@@ -64,6 +64,7 @@ mod serving;
 mod slow_clients;
 mod support;
 mod tls;
+mod tracing;
 mod users;
 mod web;
 mod web_ui;
