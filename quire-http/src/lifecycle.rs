@@ -81,10 +81,17 @@ where
             .get(&REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
+        let exported = self.settings.export_traces;
+        // Without export the caller's trace id is known now, and cheapest given at creation.
+        let trace_id = if exported {
+            None
+        } else {
+            trace_context::caller_trace_id(request.headers())
+        };
         let span = tracing::info_span!(
             "request",
             request_id,
-            trace_id = tracing::field::Empty,
+            trace_id,
             span_id = tracing::field::Empty,
             otel.name = tracing::field::Empty,
             otel.kind = tracing::field::Empty,
@@ -94,8 +101,9 @@ where
             .then(|| request.uri().path().to_owned());
         let route = request.extensions().get::<MatchedPath>().cloned();
         let method = request.method().clone();
-        let exported = self.settings.export_traces;
-        trace_context::join(&span, request.headers(), &method, route.as_ref(), exported);
+        if exported {
+            trace_context::join(&span, request.headers(), &method, route.as_ref());
+        }
         let deadline = (!streams(request.uri().path()))
             .then(|| tokio::time::sleep(self.settings.request_timeout));
         // A body that has ended already (most GETs) has nothing to wait for.
