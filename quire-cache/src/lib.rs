@@ -11,6 +11,9 @@
 //! application announces its invalidations and each request passes a fence ([`Coherence`],
 //! implemented over Redis by quire-redis) before any cache serves it. Knows nothing of what
 //! it caches.
+//!
+//! A miss's load runs in a `cache.load` span (DEBUG level) naming the cache, so traces show
+//! which store calls a cache made.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -20,6 +23,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use moka::future::Cache;
+use tracing::Instrument;
 
 mod audit;
 mod coherence;
@@ -169,7 +173,7 @@ where
     {
         if !self.usable().await {
             self.miss();
-            return load().await;
+            return load().instrument(self.load_span()).await;
         }
         if let Some(entry) = self.values.get(key).await {
             if self.fresh(key, &entry).await {
@@ -178,6 +182,22 @@ where
             self.values.invalidate(key).await;
         }
         self.miss();
+        self.load(key, load).instrument(self.load_span()).await
+    }
+
+    /// The span of a miss's load.
+    fn load_span(&self) -> tracing::Span {
+        tracing::debug_span!("cache.load", cache = self.name)
+    }
+
+    /// A miss: loads `key` once however many ask for it at once, and caches the value unless
+    /// an invalidation raced with the load.
+    async fn load<E, F, Fut>(&self, key: &K, load: F) -> Result<V, E>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
         let started = self.epoch.load(Ordering::SeqCst);
         let entry = self
             .values

@@ -358,6 +358,26 @@ pub struct Settings {
     #[arg(long, env = "QUIRE_LOG_FORMAT", value_enum, global = true)]
     pub log_format: Option<LogFormat>,
 
+    /// Export traces (W3C trace context; OTLP over HTTP with protobuf) to this collector,
+    /// e.g. http://127.0.0.1:4318 (`/v1/traces` is added unless the URL ends with it). Off
+    /// when not given; incoming `traceparent` ids reach the logs either way.
+    #[arg(long, env = "QUIRE_OTLP_ENDPOINT", value_parser = otlp_endpoint, global = true)]
+    pub otlp_endpoint: Option<String>,
+
+    /// The `service.name` of exported spans.
+    #[arg(
+        long,
+        env = "QUIRE_OTLP_SERVICE_NAME",
+        default_value = "quire",
+        global = true
+    )]
+    pub otlp_service_name: String,
+
+    /// Fraction of the traces quire starts that are exported (0 to 1); a request whose
+    /// `traceparent` carries the caller's decision follows it.
+    #[arg(long, env = "QUIRE_OTLP_SAMPLE_RATIO", default_value_t = 1.0, value_parser = audit_fraction, global = true)]
+    pub otlp_sample_ratio: f64,
+
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "QUIRE_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
@@ -707,6 +727,33 @@ fn public_url(raw: &str) -> Result<String, String> {
     Ok(url.to_owned())
 }
 
+impl Settings {
+    /// What trace export is to do, if `--otlp-endpoint` asks for it.
+    pub fn otlp(&self) -> Option<crate::otlp::OtlpSettings> {
+        Some(crate::otlp::OtlpSettings {
+            endpoint: self.otlp_endpoint.clone()?,
+            service_name: self.otlp_service_name.clone(),
+            sample_ratio: self.otlp_sample_ratio,
+        })
+    }
+}
+
+/// An `http://` or `https://` URL, completed with the OTLP traces path `/v1/traces`.
+fn otlp_endpoint(raw: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{raw:?} is not an http:// or https:// URL"));
+    }
+    let raw = raw.trim_end_matches('/');
+    Ok(
+        if url.path().trim_end_matches('/').ends_with("/v1/traces") {
+            raw.to_owned()
+        } else {
+            format!("{raw}/v1/traces")
+        },
+    )
+}
+
 /// A fraction from 0 to 1.
 fn audit_fraction(raw: &str) -> Result<f64, String> {
     match raw.parse::<f64>() {
@@ -740,6 +787,29 @@ mod tests {
         assert!(!cli.settings.http2);
         let cli = Cli::parse_from(["quire", "migrate", "--database", "sqlite://x.db"]);
         assert_eq!(cli.settings.database, "sqlite://x.db");
+    }
+
+    #[test]
+    fn otlp_endpoints_get_the_traces_path() {
+        for (given, used) in [
+            ("http://127.0.0.1:4318", "http://127.0.0.1:4318/v1/traces"),
+            ("http://collector:4318/", "http://collector:4318/v1/traces"),
+            (
+                "https://otel.example.com/v1/traces",
+                "https://otel.example.com/v1/traces",
+            ),
+            ("http://gw/otlp", "http://gw/otlp/v1/traces"),
+        ] {
+            assert_eq!(otlp_endpoint(given).as_deref(), Ok(used), "{given}");
+        }
+        for wrong in [
+            "127.0.0.1:4318",
+            "ftp://x",
+            "http://",
+            "grpc://collector:4317",
+        ] {
+            assert!(otlp_endpoint(wrong).is_err(), "{wrong}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod import;
 mod media_archive;
 pub mod media_copy;
 mod open_files;
+pub mod otlp;
 pub mod outcome;
 mod progress;
 pub mod restore;
@@ -275,6 +276,9 @@ pub async fn serve(
         &url,
         settings.media_store.is_none().then(|| media_dir.clone()),
     );
+    if settings.otlp_endpoint.is_some() {
+        otlp::register_metrics();
+    }
     let router = quire_http::router(
         state.clone(),
         &HttpConfig {
@@ -282,6 +286,7 @@ pub async fn serve(
             cors_origins: settings.cors_origins.clone(),
             request_timeout: settings.request_timeout,
             body_read_timeout: settings.body_read_timeout,
+            export_traces: settings.otlp_endpoint.is_some(),
         },
     );
     let engine = ServeConfig {

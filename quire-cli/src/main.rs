@@ -12,7 +12,6 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let json = cli.settings.json;
     let serving = matches!(cli.command, None | Some(Command::Serve));
-    let _log = quire_cli::telemetry::init(cli.settings.log_format, !serving);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -20,6 +19,19 @@ fn main() -> std::process::ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("quire: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // Spans are exported through the runtime, so it comes first.
+    let mut telemetry = match quire_cli::telemetry::init(
+        cli.settings.log_format,
+        !serving,
+        cli.settings.otlp(),
+        runtime.handle(),
+    ) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("quire: cannot export traces: {e:#}");
             return std::process::ExitCode::FAILURE;
         }
     };
@@ -39,6 +51,7 @@ fn main() -> std::process::ExitCode {
             Command::Check(args) => quire_cli::check::run(&cli.settings, &args).await,
         }
     });
+    runtime.block_on(telemetry.flush_traces());
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -19,6 +19,7 @@ pub mod rate_limit;
 mod render;
 mod routes;
 pub mod sign_in_guard;
+mod trace_context;
 mod views;
 pub mod web;
 
@@ -47,6 +48,9 @@ pub struct HttpConfig {
     /// Longest a request body may send nothing (uploads included); past it the request
     /// fails and its connection closes.
     pub body_read_timeout: std::time::Duration,
+    /// Whether request spans are exported (`--otlp-endpoint`): they then carry the route,
+    /// method and status as attributes. The trace id reaches the logs either way.
+    pub export_traces: bool,
 }
 
 impl Default for HttpConfig {
@@ -56,6 +60,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             request_timeout: std::time::Duration::from_secs(30),
             body_read_timeout: std::time::Duration::from_secs(30),
+            export_traces: false,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! One layer for what every request goes through from the moment it is routed: a tracing
-//! span holding its request id (so every line logged while serving it carries the id), the
+//! span holding its request id (so every line logged while serving it carries the id) and,
+//! when there is a trace, its trace id (see [`crate::trace_context`]), the
 //! in-flight gauge, a deadline on the answer (503 past `--request-timeout`; streams
 //! excepted), a deadline on each read of its body (`--body-read-timeout`), and, once
 //! answered, its metrics and one `request done` log line.
@@ -26,6 +27,7 @@ use tracing::Span;
 use crate::ApiError;
 use crate::metrics::{InFlight, record};
 use crate::middleware::REQUEST_ID;
+use crate::trace_context;
 
 /// Whether `path` streams for as long as its client wants (no overall deadline).
 fn streams(path: &str) -> bool {
@@ -39,6 +41,9 @@ pub(crate) struct LifecycleLayer {
     pub request_timeout: Duration,
     /// Longest a request body may send nothing.
     pub body_read_timeout: Duration,
+    /// Whether request spans are exported (OTLP): then they get their route, method and
+    /// status as attributes.
+    pub export_traces: bool,
 }
 
 impl<S> Layer<S> for LifecycleLayer {
@@ -76,12 +81,29 @@ where
             .get(&REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        let span = tracing::info_span!("request", request_id);
+        let exported = self.settings.export_traces;
+        // Without export the caller's trace id is known now, and cheapest given at creation.
+        let trace_id = if exported {
+            None
+        } else {
+            trace_context::caller_trace_id(request.headers())
+        };
+        let span = tracing::info_span!(
+            "request",
+            request_id,
+            trace_id,
+            span_id = tracing::field::Empty,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+        );
         // The path is copied only when the `request done` line will be written.
         let logged_path = (!span.is_disabled() && tracing::enabled!(tracing::Level::INFO))
             .then(|| request.uri().path().to_owned());
         let route = request.extensions().get::<MatchedPath>().cloned();
         let method = request.method().clone();
+        if exported {
+            trace_context::join(&span, request.headers(), &method, route.as_ref());
+        }
         let deadline = (!streams(request.uri().path()))
             .then(|| tokio::time::sleep(self.settings.request_timeout));
         // A body that has ended already (most GETs) has nothing to wait for.
@@ -105,6 +127,7 @@ where
                 method,
                 route,
                 logged_path,
+                exported,
                 _in_flight: in_flight,
             }),
             timeout: self.settings.request_timeout,
@@ -119,11 +142,16 @@ struct Done {
     route: Option<MatchedPath>,
     /// Set when the `request done` line is to be written.
     logged_path: Option<String>,
+    /// Whether the request's span is exported.
+    exported: bool,
     _in_flight: InFlight,
 }
 
 impl Done {
-    fn finish(self, status: StatusCode) {
+    fn finish(self, span: &Span, status: StatusCode) {
+        if self.exported {
+            trace_context::finish(span, status);
+        }
         let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
         let elapsed = self.start.elapsed();
         let status = status.as_u16();
@@ -164,7 +192,7 @@ pin_project_lite::pin_project! {
                 && let Some(done) = this.done.take()
             {
                 let _entered = this.span.enter();
-                done.finish(StatusCode::INTERNAL_SERVER_ERROR);
+                done.finish(this.span, StatusCode::INTERNAL_SERVER_ERROR);
             }
         }
     }
@@ -196,7 +224,7 @@ where
             }
         };
         if let Some(done) = this.done.take() {
-            done.finish(response.status());
+            done.finish(this.span, response.status());
         }
         Poll::Ready(Ok(response))
     }

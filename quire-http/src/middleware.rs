@@ -94,6 +94,7 @@ pub fn wrap(router: Router, state: AppState, config: &HttpConfig) -> Router {
         .layer(LifecycleLayer {
             request_timeout: config.request_timeout,
             body_read_timeout: config.body_read_timeout,
+            export_traces: config.export_traces,
         });
     router
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

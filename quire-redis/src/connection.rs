@@ -1,13 +1,15 @@
 //! The connection to Redis every part shares: one multiplexed connection, remade on the next
 //! use after an error (so quire reconnects by itself), with bounded connect and response
 //! times; and dedicated connections for blocking stream reads. Every round trip is timed and
-//! counted (`redis_command_seconds`, `redis_errors_total` by command).
+//! counted (`redis_command_seconds`, `redis_errors_total` by command), and each shared round
+//! trip is a `redis` span, a child of the request it serves when there is one.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisResult};
+use tracing::Instrument;
 
 use crate::stream::{Entry, StreamId, xread_entries};
 
@@ -124,8 +126,9 @@ impl Redis {
         .await
     }
 
-    /// Runs one round trip on the shared connection, timed and counted under `what`; after
-    /// an error the connection is made again on the next use.
+    /// Runs one round trip on the shared connection, timed and counted under `what`, in a
+    /// `redis` span (DEBUG level) naming it; after an error the connection is made again on
+    /// the next use.
     async fn on_shared<T, Fut>(
         &self,
         what: &'static str,
@@ -135,10 +138,15 @@ impl Redis {
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
         let started = Instant::now();
-        let result = match self.connection().await {
-            Ok(connection) => run(connection).await,
-            Err(e) => Err(e),
-        };
+        let span = tracing::debug_span!("redis", db.system = "redis", db.operation = what);
+        let result = async {
+            match self.connection().await {
+                Ok(connection) => run(connection).await,
+                Err(e) => Err(e),
+            }
+        }
+        .instrument(span)
+        .await;
         self.record(what, started, result.is_ok());
         if result.is_err() {
             self.shared.lock().unwrap().take();

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::process::Command;
 
-use crate::support::{TestApp, register_at, spawn_quire};
+use crate::support::{TestApp, register_at, sigterm, spawn_quire};
 
 api_test! {
 async fn a_restart_keeps_data_and_tokens_valid() {
@@ -122,13 +121,7 @@ async fn sigterm_drains_and_exits_0() {
     let mut quire = spawn_quire(&dir, &[]).await;
     let client = reqwest::Client::new();
     register_at(&client, &quire.base, "jake").await;
-    let pid = quire.child.id().unwrap().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&quire.child).await;
     let status = tokio::time::timeout(Duration::from_secs(15), quire.child.wait())
         .await
         .expect("quire exits after SIGTERM")
@@ -169,12 +162,7 @@ async fn systemd_hears_ready_watchdog_pings_and_stopping() {
     // Pings every 100 ms (half of WatchdogSec=200 ms): several within half a second.
     receive_until("WATCHDOG=1", &mut seen).await;
     receive_until("WATCHDOG=1", &mut seen).await;
-    let pid = quire.child.id().unwrap().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
+    sigterm(&quire.child).await;
     receive_until("STOPPING=1", &mut seen).await;
     let status = quire.child.wait().await.unwrap();
     assert_eq!(status.code(), Some(0));
@@ -198,13 +186,7 @@ async fn readiness_turns_503_as_soon_as_a_drain_starts() {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
     assert!(ask("/health/ready").await.starts_with("HTTP/1.1 200"));
-    let pid = quire.child.id().unwrap().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&quire.child).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let answer = ask("/health/ready").await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");

@@ -68,6 +68,7 @@ mod serving;
 mod slow_clients;
 mod support;
 mod tls;
+mod tracing;
 mod user_admin;
 mod users;
 mod web;

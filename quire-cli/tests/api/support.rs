@@ -644,6 +644,17 @@ pub async fn metric(client: &reqwest::Client, base: &str, prefix: &str) -> f64 {
         .sum()
 }
 
+/// Sends SIGTERM to `child` (a `quire` process), as systemd stops it.
+pub async fn sigterm(child: &Child) {
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+}
+
 /// A `quire` process and the address it logged.
 pub struct QuireProcess {
     pub child: Child,

@@ -6,6 +6,9 @@
 //! Writes commit before they return (with `synchronous_commit=on`), so an `Ok` is durable.
 //! A caller that goes away mid-write drops its transaction, which rolls back: never half a
 //! write. This module must not know HTTP or authorization rules.
+//!
+//! Each [`Store`] method is one `postgres.<method>` span (DEBUG level: free unless logs at
+//! that level or trace export want it), from taking a connection to the last row.
 
 pub(crate) mod migrate;
 mod pool;
@@ -135,12 +138,14 @@ pub async fn shared_secret(
 
 #[async_trait]
 impl Store for PgStore {
+    #[tracing::instrument(name = "postgres.ping", level = "debug", skip_all)]
     async fn ping(&self) -> StoreResult<()> {
         let client = self.pool.get().await?;
         client.simple_query("SELECT 1").await?;
         Ok(())
     }
 
+    #[tracing::instrument(name = "postgres.create_user", level = "debug", skip_all)]
     async fn create_user(&self, user: NewUser) -> StoreResult<UserRecord> {
         let client = self.pool.get().await?;
         let written = queries::create_user(&client, &user).await;
@@ -148,16 +153,19 @@ impl Store for PgStore {
         written
     }
 
+    #[tracing::instrument(name = "postgres.user_by_id", level = "debug", skip_all)]
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
         let client = self.reader().await?;
         queries::user_by_id(&client, id).await
     }
 
+    #[tracing::instrument(name = "postgres.user_by_email", level = "debug", skip_all)]
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
         let client = self.reader().await?;
         queries::user_by_email(&client, email.as_str()).await
     }
 
+    #[tracing::instrument(name = "postgres.update_user", level = "debug", skip_all)]
     async fn update_user(
         &self,
         id: UserId,
@@ -169,6 +177,7 @@ impl Store for PgStore {
         written
     }
 
+    #[tracing::instrument(name = "postgres.profile", level = "debug", skip_all)]
     async fn profile(
         &self,
         username: &Username,
@@ -178,6 +187,7 @@ impl Store for PgStore {
         queries::profile(&client, username.as_str(), viewer).await
     }
 
+    #[tracing::instrument(name = "postgres.follow", level = "debug", skip_all)]
     async fn follow(&self, follower: UserId, username: &Username) -> StoreResult<Option<Profile>> {
         let client = self.pool.get().await?;
         let written = queries::set_following(&client, follower, username.as_str(), true).await;
@@ -185,6 +195,7 @@ impl Store for PgStore {
         written
     }
 
+    #[tracing::instrument(name = "postgres.unfollow", level = "debug", skip_all)]
     async fn unfollow(
         &self,
         follower: UserId,
@@ -196,21 +207,25 @@ impl Store for PgStore {
         written
     }
 
+    #[tracing::instrument(name = "postgres.count", level = "debug", skip_all)]
     async fn count(&self, what: Count) -> StoreResult<u64> {
         let client = self.reader().await?;
         queries::count(&client, what).await
     }
 
+    #[tracing::instrument(name = "postgres.favorited_ids", level = "debug", skip_all)]
     async fn favorited_ids(&self, user: UserId) -> StoreResult<Vec<ArticleId>> {
         let client = self.reader().await?;
         queries::favorited_ids(&client, user).await
     }
 
+    #[tracing::instrument(name = "postgres.following_ids", level = "debug", skip_all)]
     async fn following_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>> {
         let client = self.reader().await?;
         queries::following_ids(&client, follower).await
     }
 
+    #[tracing::instrument(name = "postgres.article_ids", level = "debug", skip_all)]
     async fn article_ids(
         &self,
         filter: ArticleFilter,
@@ -220,31 +235,37 @@ impl Store for PgStore {
         queries::article_ids(&client, &filter, page).await
     }
 
+    #[tracing::instrument(name = "postgres.articles_by_ids", level = "debug", skip_all)]
     async fn articles_by_ids(&self, ids: Vec<ArticleId>) -> StoreResult<Vec<ArticleRecord>> {
         let client = self.reader().await?;
         queries::articles_by_ids(&client, &ids).await
     }
 
+    #[tracing::instrument(name = "postgres.article_id", level = "debug", skip_all)]
     async fn article_id(&self, slug: &Slug) -> StoreResult<Option<ArticleId>> {
         let client = self.reader().await?;
         queries::slug_to_id(&client, slug.as_str()).await
     }
 
+    #[tracing::instrument(name = "postgres.feed_ids", level = "debug", skip_all)]
     async fn feed_ids(&self, viewer: UserId, limit: u32) -> StoreResult<(Vec<ArticleId>, u64)> {
         let client = self.reader().await?;
         queries::feed_ids(&client, viewer, limit).await
     }
 
+    #[tracing::instrument(name = "postgres.feed", level = "debug", skip_all)]
     async fn feed(&self, viewer: UserId, page: Page) -> StoreResult<ArticleList> {
         let client = self.reader().await?;
         queries::feed(&client, viewer, page).await
     }
 
+    #[tracing::instrument(name = "postgres.search", level = "debug", skip_all)]
     async fn search(&self, words: Vec<String>, page: Page) -> StoreResult<SearchHits> {
         let client = self.reader().await?;
         queries::search(&client, &words, page).await
     }
 
+    #[tracing::instrument(name = "postgres.article", level = "debug", skip_all)]
     async fn article(
         &self,
         slug: &Slug,
@@ -254,6 +275,7 @@ impl Store for PgStore {
         queries::article(&client, slug.as_str(), viewer).await
     }
 
+    #[tracing::instrument(name = "postgres.create_article", level = "debug", skip_all)]
     async fn create_article(&self, article: NewArticle) -> StoreResult<ArticleRecord> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -263,6 +285,7 @@ impl Store for PgStore {
         Ok(created)
     }
 
+    #[tracing::instrument(name = "postgres.update_article", level = "debug", skip_all)]
     async fn update_article(
         &self,
         id: ArticleId,
@@ -277,6 +300,7 @@ impl Store for PgStore {
         Ok(updated)
     }
 
+    #[tracing::instrument(name = "postgres.delete_article", level = "debug", skip_all)]
     async fn delete_article(&self, id: ArticleId) -> StoreResult<bool> {
         let client = self.pool.get().await?;
         let written = queries::delete_article(&client, id).await;
@@ -284,6 +308,7 @@ impl Store for PgStore {
         written
     }
 
+    #[tracing::instrument(name = "postgres.favorite", level = "debug", skip_all)]
     async fn favorite(&self, user: UserId, slug: &Slug) -> StoreResult<Option<ArticleRecord>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -293,6 +318,7 @@ impl Store for PgStore {
         Ok(article)
     }
 
+    #[tracing::instrument(name = "postgres.unfavorite", level = "debug", skip_all)]
     async fn unfavorite(&self, user: UserId, slug: &Slug) -> StoreResult<Option<ArticleRecord>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -302,6 +328,7 @@ impl Store for PgStore {
         Ok(article)
     }
 
+    #[tracing::instrument(name = "postgres.comments", level = "debug", skip_all)]
     async fn comments(
         &self,
         slug: &Slug,
@@ -311,6 +338,7 @@ impl Store for PgStore {
         queries::comments(&client, slug.as_str(), viewer).await
     }
 
+    #[tracing::instrument(name = "postgres.comment", level = "debug", skip_all)]
     async fn comment(
         &self,
         slug: &Slug,
@@ -321,6 +349,7 @@ impl Store for PgStore {
         queries::comment(&client, slug.as_str(), id, viewer).await
     }
 
+    #[tracing::instrument(name = "postgres.add_comment", level = "debug", skip_all)]
     async fn add_comment(
         &self,
         author: UserId,
@@ -333,6 +362,7 @@ impl Store for PgStore {
         written
     }
 
+    #[tracing::instrument(name = "postgres.delete_comment", level = "debug", skip_all)]
     async fn delete_comment(&self, id: CommentId) -> StoreResult<bool> {
         let client = self.pool.get().await?;
         let written = queries::delete_comment(&client, id).await;
@@ -340,11 +370,13 @@ impl Store for PgStore {
         written
     }
 
+    #[tracing::instrument(name = "postgres.tags", level = "debug", skip_all)]
     async fn tags(&self) -> StoreResult<Vec<Tag>> {
         let client = self.reader().await?;
         queries::tags(&client).await
     }
 
+    #[tracing::instrument(name = "postgres.create_media", level = "debug", skip_all)]
     async fn create_media(&self, media: MediaRecord) -> StoreResult<MediaRecord> {
         let client = self.pool.get().await?;
         queries::create_media(&client, &media).await?;
@@ -352,11 +384,13 @@ impl Store for PgStore {
         Ok(media)
     }
 
+    #[tracing::instrument(name = "postgres.media", level = "debug", skip_all)]
     async fn media(&self, id: &str) -> StoreResult<Option<MediaRecord>> {
         let client = self.reader().await?;
         queries::media(&client, id).await
     }
 
+    #[tracing::instrument(name = "postgres.delete_media", level = "debug", skip_all)]
     async fn delete_media(&self, id: &str) -> StoreResult<bool> {
         let client = self.pool.get().await?;
         let written = queries::delete_media(&client, id).await;
@@ -364,6 +398,7 @@ impl Store for PgStore {
         written
     }
 
+    #[tracing::instrument(name = "postgres.blob_in_use", level = "debug", skip_all)]
     async fn blob_in_use(&self, sha256: &str) -> StoreResult<bool> {
         let client = self.pool.get().await?;
         queries::blob_in_use(&client, sha256).await

@@ -9,6 +9,9 @@
 //!
 //! Both queues are bounded: when full, callers get [`StoreError::Overloaded`] at once instead
 //! of waiting in an unbounded line. No SQLite call ever runs on an async worker thread.
+//!
+//! Every job is one `sqlite.read` or `sqlite.write` span (DEBUG level, so free unless logs
+//! at that level or trace export want it), from being queued to being answered.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -18,6 +21,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::migrate;
 use crate::{StoreError, StoreResult};
@@ -115,9 +119,10 @@ impl Pool {
                 .record(started.elapsed().as_secs_f64());
             let _ = tx.send(result);
         });
+        let span = tracing::debug_span!("sqlite.read", db.system = "sqlite");
         self.readers.try_send(job).map_err(queue_error)?;
         metrics::gauge!("store_queue_depth", "queue" => "read").set(self.readers.len() as f64);
-        rx.await.map_err(|_| StoreError::Closed)?
+        rx.instrument(span).await.map_err(|_| StoreError::Closed)?
     }
 
     /// Runs a change on the writer thread; answers once it is durably committed.
@@ -143,9 +148,10 @@ impl Pool {
             });
             (ok, finish)
         });
+        let span = tracing::debug_span!("sqlite.write", db.system = "sqlite");
         self.writer.try_send(job).map_err(queue_error)?;
         metrics::gauge!("store_queue_depth", "queue" => "write").set(self.writer.len() as f64);
-        rx.await.map_err(|_| StoreError::Closed)?
+        rx.instrument(span).await.map_err(|_| StoreError::Closed)?
     }
 }
 
