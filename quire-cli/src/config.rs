@@ -18,6 +18,14 @@ const EXAMPLES: &str = "Examples:
   quire migrate --database postgres://quire@db/quire     apply schema migrations and exit
   quire copy --from sqlite://quire.db --to postgres://quire@db/quire
   quire media copy --from ./media --to s3://my-blog-media --s3-region eu-west-1
+  quire backup --to backup.tar.gz --with-media            online backup while serving
+  quire restore --from backup.tar.gz --with-media         into an empty database
+  quire export --to blog.tar.gz                           a portable archive of the blog
+  quire import --from blog.tar.gz                         all or nothing, idempotent
+  echo \"$PASSWORD\" | quire user create --username ada --email ada@example.com
+  quire user disable ada                                  its tokens stop working at once
+  quire check --fix                                       integrity; removes orphaned blobs
+  (add --json to any command for one JSON object on standard output)
 
 Every flag can also be set through its QUIRE_* environment variable; `quire <command> --help`
 explains each.";
