@@ -66,7 +66,8 @@ pub enum Command {
     /// quire serves. Format: docs/export-format.md.
     Export(ExportArgs),
     /// Import a `quire export` archive, all or nothing; importing the same archive again
-    /// changes nothing. A database holding other data is refused unless --replace.
+    /// changes nothing. A database holding other data is refused unless --replace. Or import
+    /// a folder of Markdown files with front matter as articles (re-runs skip what is there).
     Import(ImportArgs),
     /// Manage accounts on the database quire serves from, safe while it serves: list,
     /// create, set-password, disable/enable (tokens stop working within half a second on
@@ -145,12 +146,16 @@ pub struct ExportArgs {
 /// What `quire import` reads.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImportArgs {
-    /// A `quire export` archive.
+    /// A `quire export` archive, or a folder of Markdown files with front matter (title,
+    /// description, tags, date, author, draft) to import as articles.
     #[arg(long)]
     pub from: std::path::PathBuf,
-    /// Empty the database first (inside the import's transaction).
+    /// Empty the database first (inside the import's transaction; archives only).
     #[arg(long)]
     pub replace: bool,
+    /// Markdown folders: the username of files whose front matter names no author.
+    #[arg(long)]
+    pub author: Option<String>,
 }
 
 /// What `quire backup` writes.

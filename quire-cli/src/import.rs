@@ -5,6 +5,8 @@
 //! while an import into a database holding other data is refused and rolled back (unless
 //! `--replace`, which empties it first in the same transaction). Media blobs are stored
 //! content-addressed, each checked against its name.
+//!
+//! `--from DIR` imports a folder of Markdown files instead (markdown_import.rs).
 
 use std::time::Instant;
 
@@ -33,6 +35,12 @@ struct Seen {
 }
 
 pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<()> {
+    if tokio::fs::metadata(&args.from)
+        .await
+        .is_ok_and(|m| m.is_dir())
+    {
+        return crate::markdown_import::run(settings, args).await;
+    }
     let url = DatabaseUrl::parse(&settings.database)
         .map_err(|e| Failure::Invalid(format!("--database: {e}")))?;
     let started = Instant::now();

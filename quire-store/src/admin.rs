@@ -73,6 +73,10 @@ pub trait Admin: Send {
         now: i64,
         changes: &str,
     ) -> StoreResult<Removed>;
+    /// Dates an article (an import's `date`): both its creation and last update.
+    async fn date_article(&mut self, id: i64, at: i64) -> StoreResult<()>;
+    /// Records cache invalidations for changes made through the store (an import).
+    async fn record(&mut self, now: i64, changes: &str) -> StoreResult<()>;
 }
 
 /// Connects to `url` for account administration (migrating it to this binary's schema).
@@ -113,4 +117,6 @@ pub(crate) mod sql {
     pub const UNCOUNT_FAVORITES: &str = "UPDATE articles SET favorites_count = favorites_count - 1
          WHERE id IN (SELECT article_id FROM favorites WHERE user_id = $1)";
     pub const DELETE: &str = "DELETE FROM users WHERE id = $1";
+    pub const DATE_ARTICLE: &str =
+        "UPDATE articles SET created_at = $2, updated_at = $2 WHERE id = $1";
 }

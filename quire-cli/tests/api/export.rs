@@ -137,3 +137,78 @@ async fn a_damaged_or_foreign_archive_imports_nothing() {
     empty.stop().await;
 }
 }
+
+api_test! {
+async fn a_folder_of_markdown_becomes_articles_once() {
+    let app = TestApp::start().await;
+    app.register("jake").await;
+    app.register("anna").await;
+    // The server has listed (and cached) the empty blog.
+    let (_, list) = app.get("/api/articles", None).await;
+    assert_eq!(list["articlesCount"], 0);
+    let posts = app.dir().join("posts");
+    std::fs::create_dir_all(posts.join("2023")).unwrap();
+    std::fs::write(
+        posts.join("2023/hello.md"),
+        "---\ntitle: Hello from Hugo\ndescription: The first post.\ntags: [static, moving]\n\
+         date: 2023-04-05\nauthor: anna\nlayout: post\n---\n\nSome **Markdown**.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        posts.join("plain.markdown"),
+        "# Only a heading\n\nA first paragraph that becomes the description.\n\nMore.\n",
+    )
+    .unwrap();
+    std::fs::write(posts.join("draft.md"), "---\ntitle: Not yet\ndraft: true\n---\nWIP\n").unwrap();
+    std::fs::write(posts.join("notes.txt"), "not markdown").unwrap();
+
+    // A file naming an unknown author stops everything before anything is written.
+    let broken = app.dir().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::copy(posts.join("2023/hello.md"), broken.join("a.md")).unwrap();
+    std::fs::write(broken.join("b.md"), "---\ntitle: Who\nauthor: nobody\n---\nx\n").unwrap();
+    let output = quire_json(app.test_dir(), &["import", "--from", broken.to_str().unwrap()]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stdout_json(&output)["error"].as_str().unwrap().contains("no user nobody"));
+
+    let from = posts.to_str().unwrap();
+    let output = quire_json(app.test_dir(), &["import", "--from", from, "--author", "jake"]).await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result = stdout_json(&output);
+    assert_eq!(result["created"].as_array().unwrap().len(), 2, "{result}");
+    assert_eq!(result["drafts_skipped"], 1);
+
+    // The running server shows them (its cached lists were forgotten), dated and tagged.
+    let started = std::time::Instant::now();
+    loop {
+        let (_, list) = app.get("/api/articles", None).await;
+        if list["articlesCount"] == 2 {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{list}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, hello) = app.get("/api/articles/hello-from-hugo", None).await;
+    assert_eq!(status, StatusCode::OK, "{hello}");
+    let hello = &hello["article"];
+    assert_eq!(hello["author"]["username"], "anna");
+    assert_eq!(hello["description"], "The first post.");
+    assert_eq!(hello["tagList"], json!(["moving", "static"]));
+    assert_eq!(hello["createdAt"], "2023-04-05T00:00:00.000Z");
+    assert_eq!(hello["body"], "Some **Markdown**.");
+    let (_, plain) = app.get("/api/articles/only-a-heading", None).await;
+    assert_eq!(plain["article"]["author"]["username"], "jake");
+    assert_eq!(
+        plain["article"]["description"],
+        "A first paragraph that becomes the description."
+    );
+
+    // Again: nothing new.
+    let output = quire_json(app.test_dir(), &["import", "--from", from, "--author", "jake"]).await;
+    let result = stdout_json(&output);
+    assert!(output.status.success(), "{result}");
+    assert_eq!(result["created"], json!([]));
+    assert_eq!(result["already_present"], 2);
+    app.stop().await;
+}
+}

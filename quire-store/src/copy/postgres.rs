@@ -382,4 +382,18 @@ impl crate::admin::Admin for PostgresSide {
             media: counts[2],
         })
     }
+
+    async fn date_article(&mut self, id: i64, at: i64) -> StoreResult<()> {
+        self.client
+            .execute(crate::admin::sql::DATE_ARTICLE, &[&id, &at])
+            .await?;
+        Ok(())
+    }
+
+    async fn record(&mut self, now: i64, changes: &str) -> StoreResult<()> {
+        self.client
+            .execute(crate::admin::sql::RECORD, &[&changes, &now])
+            .await?;
+        Ok(())
+    }
 }

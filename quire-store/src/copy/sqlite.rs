@@ -460,4 +460,19 @@ impl crate::admin::Admin for SqliteSide {
         })
         .await
     }
+
+    async fn date_article(&mut self, id: i64, at: i64) -> StoreResult<()> {
+        self.with(move |conn| {
+            conn.execute(
+                &numbered(crate::admin::sql::DATE_ARTICLE),
+                rusqlite::params![id, at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record(&mut self, now: i64, changes: &str) -> StoreResult<()> {
+        self.change(now, changes, |_| Ok(())).await
+    }
 }
