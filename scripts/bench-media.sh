@@ -15,7 +15,9 @@ cd "$(dirname "$0")/.."
 aborts=${QUIRE_BENCH_MEDIA_ABORTS:-10000}
 out=${QUIRE_BENCH_OUT:-BENCHMARKS.md}
 port=18080
+tls_port=18081
 nginx_port=18082
+nginx_tls_port=18083
 
 if ! command -v nginx >/dev/null; then
     echo "== installing nginx" >&2
@@ -30,6 +32,7 @@ bench=$target_dir/release/quire-bench
 work=$(mktemp -d "${TMPDIR:-/tmp}/quire-media.XXXXXX")
 quire_pid=
 nginx_pid=
+quire_tls_args=()
 cleanup() {
     [ -n "$quire_pid" ] && kill "$quire_pid" 2>/dev/null || true
     [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
@@ -42,11 +45,13 @@ trap cleanup EXIT
 start_quire() {
     taskset -c 0 "$quire" --database "sqlite://$work/db" --media-dir "$work/media" \
         --listen "127.0.0.1:$port" --log-format json --max-media-bytes $((1024 * 1024 * 1024)) \
-        --rate-limit-ip 0 --rate-limit-user 0 --rate-limit-auth 0 \
+        --rate-limit-ip 0 --rate-limit-user 0 --rate-limit-auth 0 "${quire_tls_args[@]}" \
         >> "$work/quire.log" 2>&1 &
     quire_pid=$!
-    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && break; sleep 0.1; done
-    curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null
+    local scheme=http
+    [ ${#quire_tls_args[@]} -gt 0 ] && scheme=https
+    for _ in $(seq 100); do curl -kfs "$scheme://127.0.0.1:$port/health/ready" >/dev/null && break; sleep 0.1; done
+    curl -kfs "$scheme://127.0.0.1:$port/health/ready" >/dev/null
 }
 stop_quire() {
     kill "$quire_pid"
@@ -57,6 +62,11 @@ start_quire
 token=$(curl -fs -X POST "http://127.0.0.1:$port/api/users" -H 'Content-Type: application/json' \
     -d '{"user":{"username":"bench","email":"bench@example.com","password":"password-bench"}}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["user"]["token"])')
+
+# One certificate for both HTTPS servers (wrk does not verify it).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 
 # Blobs are private to quire's user (mode 0600): nginx's workers run as that same user.
 cat > "$work/nginx.conf" <<CONF
@@ -75,6 +85,12 @@ http {
         listen 127.0.0.1:$nginx_port;
         root $work/media/blobs;
     }
+    server {
+        listen 127.0.0.1:$nginx_tls_port ssl;
+        ssl_certificate $work/cert.pem;
+        ssl_certificate_key $work/key.pem;
+        root $work/media/blobs;
+    }
 }
 CONF
 taskset -c 0 nginx -c "$work/nginx.conf" -p "$work" &
@@ -88,16 +104,50 @@ run() {
 nginx_worker=$(pgrep -P "$nginx_pid" | head -1)
 run download --peer "127.0.0.1:$nginx_port" --server-pid "$quire_pid" --peer-pid "$nginx_worker" --repeat 10
 run upload --scratch "$work/media"
+
 # The RSS-growth row starts from a fresh process: one that has never received an upload (or
 # hashed a password), so no freed buffer of an earlier step can be reused by the measured
 # transfers. A blob to download is uploaded first, then quire restarts (the token stays valid:
 # the signing secret is kept beside the database).
 head -c $((128 * 1024 * 1024)) /dev/urandom >"$work/download.bin"
-media_id=$(curl -fs -X POST "http://127.0.0.1:$port/api/media" -H "Authorization: Token $token" \
+read -r media_id sha < <(curl -fs -X POST "http://127.0.0.1:$port/api/media" -H "Authorization: Token $token" \
     -H 'Content-Type: application/octet-stream' --data-binary @"$work/download.bin" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["media"]["id"])')
+    python3 -c 'import json,sys; m = json.load(sys.stdin)["media"]; print(m["id"], m["sha256"])')
+blob_path="${sha:0:2}/$sha"
 rm -f "$work/download.bin"
+
+# As a user would try it: wrk fetching the downloaded blob over one connection, quire and
+# nginx each measured with the same client, plain HTTP and then HTTPS (same certificate).
+wrk_row() { # scenario url server-pid
+    echo "== $1" >&2
+    python3 - "$1" "$2" "$3" "$work/media/blobs/$blob_path" <<'PY' | tee -a "$work/results.jsonl"
+import json, os, re, subprocess, sys
+scenario, url, pid, path = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+size = os.path.getsize(path)
+tick = os.sysconf("SC_CLK_TCK")
+def cpu():
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / tick
+before = cpu()
+out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c1", "-d8s", url],
+                     capture_output=True, text=True, check=True).stdout
+used = cpu() - before
+m = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out)
+n, secs = int(m.group(1)), float(m.group(2)) * {"ms": 0.001, "s": 1, "m": 60}[m.group(3)]
+gib = n * size / 2**30
+print(json.dumps({"scenario": scenario, "wrk": True, "mb_s": n * size / secs / 1e6,
+                  "cpu_ms_per_gib": used * 1000 / gib if gib else None, "requests": n}))
+PY
+}
+wrk_row "wrk plain: quire" "http://127.0.0.1:$port/media/$media_id" "$quire_pid"
+wrk_row "wrk plain: nginx" "http://127.0.0.1:$nginx_port/$blob_path" "$nginx_worker"
 stop_quire
+quire_tls_args=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+start_quire
+wrk_row "wrk https: quire" "https://127.0.0.1:$port/media/$media_id" "$quire_pid"
+wrk_row "wrk https: nginx" "https://127.0.0.1:$nginx_tls_port/$blob_path" "$nginx_worker"
+stop_quire
+quire_tls_args=()
 start_quire
 run concurrent --server-pid "$quire_pid" --media-id "$media_id" --repeat 1
 run abort --server-pid "$quire_pid" --media-dir "$work/media" --aborts "$aborts" --repeat 1
@@ -119,7 +169,20 @@ for r in results:
         lines.append(f"| {r['scenario']} (128 MiB) | {r['quire_mb_s']:.0f} MB/s | {r['peer_mb_s']:.0f} MB/s ({peer}) | {r['ratio']:.2f} | {r['goal']} | {'met' if r['met'] else 'not met'} |")
         if r.get("quire_cpu_s_per_gib") and r.get("peer_cpu_s_per_gib"):
             q, p = r["quire_cpu_s_per_gib"], r["peer_cpu_s_per_gib"]
-            lines.append(f"| media download: server CPU per GiB sent | {q*1000:.0f} ms | {p*1000:.0f} ms (nginx worker) | {q/p:.2f}× | (stable figure, no goal) | — |")
+            lines.append(f"| media download: server CPU per GiB sent | {q*1000:.0f} ms | {p*1000:.0f} ms (nginx worker) | {q/p:.2f}× | <= 1.10× | {'met' if q/p <= 1.10 else 'not met'} |")
+w = {r["scenario"]: r for r in results if r.get("wrk")}
+for proto, goal in (("plain", None), ("https", 0.90)):
+    q, p = w.get(f"wrk {proto}: quire"), w.get(f"wrk {proto}: nginx")
+    if not (q and p):
+        continue
+    ratio = q["mb_s"] / p["mb_s"]
+    name = "HTTP" if proto == "plain" else "HTTPS"
+    lines.append(f"| wrk over {name}, one connection, 128 MiB: throughput | {q['mb_s']:.0f} MB/s | {p['mb_s']:.0f} MB/s (nginx{' sendfile' if proto == 'plain' else ', same certificate'}) | {ratio:.2f} | {'>= 0.90' if goal else '(see the first row)'} | {('met' if ratio >= goal else 'not met') if goal else '—'} |")
+    if q.get("cpu_ms_per_gib") and p.get("cpu_ms_per_gib"):
+        c = q["cpu_ms_per_gib"] / p["cpu_ms_per_gib"]
+        lines.append(f"| wrk over {name}: server CPU per GiB sent | {q['cpu_ms_per_gib']:.0f} ms | {p['cpu_ms_per_gib']:.0f} ms | {c:.2f}× | {'<= 1.10×' if proto == 'plain' else '(no goal)'} | {('met' if c <= 1.10 else 'not met') if proto == 'plain' else '—'} |")
+    elif r.get("wrk"):
+        continue
     elif "rss_growth_mb" in r:
         lines.append(f"| {r['scenario']} | RSS +{r['rss_growth_mb']:.1f} MB (from {r['rss_before_mb']:.1f} MB) | — | — | {r['goal']} | {'met' if r['met'] else 'not met'} |")
     else:

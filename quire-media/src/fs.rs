@@ -21,6 +21,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use quire_zerocopy::FileWindow;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 use tokio::task::{JoinHandle, spawn_blocking};
@@ -296,11 +297,12 @@ fn commit(staged: Staged, size: u64, blobs: &Path) -> io::Result<StoredBlob> {
 }
 
 /// `len` bytes of `file` from `offset`, mapped into memory and read in from disk now (on the
-/// blocking pool), so sending them copies straight from the page cache to the socket: no read
-/// into a buffer first, and no disk wait on the async thread that writes them. The mapping is
-/// undone when the last `Bytes` pointing into it is dropped.
+/// blocking pool), so no async thread that sends them waits on the disk. On a plain HTTP/1
+/// connection the socket recognizes the window and sends it from the file with `sendfile(2)`
+/// (quire-zerocopy); over TLS the write copies straight from the page cache.
+/// The mapping is undone when the last `Bytes` pointing into it is dropped.
 #[allow(unsafe_code)]
-fn map_window(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+fn map_window(file: &Arc<File>, offset: u64, len: usize) -> io::Result<Bytes> {
     // SAFETY: a mapped file must not change while mapped. Blob files never do: each is written
     // under a temporary name, fsynced and renamed into place under the hash of its bytes, and
     // nothing in quire writes to or truncates it afterwards (removal unlinks it, and the
@@ -310,9 +312,13 @@ fn map_window(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
             .offset(offset)
             .len(len)
             .populate()
-            .map(file)?
+            .map(&**file)?
     };
-    Ok(Bytes::from_owner(map))
+    Ok(Bytes::from_owner(FileWindow::new(
+        map,
+        file.clone(),
+        offset,
+    )))
 }
 
 /// An open blob file.

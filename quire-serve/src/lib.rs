@@ -31,6 +31,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use ipnet::IpNet;
+use quire_zerocopy::ZeroCopyStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::{Service, ServiceExt};
@@ -144,7 +145,7 @@ pub async fn serve<S, B>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let stream = StallGuard::new(stream, config.write_stall_timeout);
+        let stall_limit = config.write_stall_timeout;
         let service = ConnectionService {
             inner: service.clone(),
             peer,
@@ -163,10 +164,15 @@ pub async fn serve<S, B>(
         metrics::gauge!("http_connections_open").increment(1.0);
         tokio::spawn(async move {
             match tls {
-                None => connection.serve(TokioIo::new(stream), service).await,
+                None => {
+                    // Plain connections send media windows with sendfile(2).
+                    let stream = StallGuard::new(ZeroCopyStream::new(stream), stall_limit);
+                    connection.serve(TokioIo::new(stream), service).await
+                }
                 Some(tls) => {
                     // The handshake counts against the header-read timeout: a client that
                     // opens a connection and says nothing is dropped all the same.
+                    let stream = StallGuard::new(stream, stall_limit);
                     match tokio::time::timeout(handshake_timeout, tls.acceptor.accept(stream)).await
                     {
                         Ok(Ok(stream)) => connection.serve(TokioIo::new(stream), service).await,

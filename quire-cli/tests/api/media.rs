@@ -406,3 +406,54 @@ async fn concurrent_uploads_share_a_small_buffer_budget() {
     futures_util::future::join_all(uploads).await;
 }
 }
+
+/// SQLite runs keep media in a directory, whose windows go out by sendfile(2) on plain
+/// HTTP/1; PostgreSQL runs keep it in a bucket, which streams through memory.
+#[tokio::test]
+async fn plain_downloads_are_sent_from_the_file_byte_for_byte() {
+    let app = TestApp::start().await;
+    let token = app.register("jake").await;
+    let data = pattern(5 * 1024 * 1024 + 333);
+    let (status, body) = upload(&app, &token, "application/pdf", data.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["media"]["id"].as_str().unwrap().to_owned();
+    let sent_from_files =
+        || crate::support::metric(&app.client, &app.base, "http_sendfile_bytes_total");
+    let before = sent_from_files().await;
+
+    let whole = app
+        .client
+        .get(app.url(&format!("/media/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert!(whole.bytes().await.unwrap() == data);
+    let after_whole = sent_from_files().await;
+    assert!(
+        after_whole - before >= data.len() as f64,
+        "the body went by sendfile: {before} -> {after_whole}"
+    );
+
+    // A range starting mid-window and ending in another.
+    let (start, end) = (300_001usize, 4_500_000usize);
+    let part = app
+        .client
+        .get(app.url(&format!("/media/{id}")))
+        .header("Range", format!("bytes={start}-{end}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert!(part.bytes().await.unwrap() == data[start..=end]);
+    assert!(sent_from_files().await - after_whole >= (end - start + 1) as f64);
+
+    // Many at once, each intact.
+    let downloads = (0..8).map(|_| {
+        let (client, url) = (app.client.clone(), app.url(&format!("/media/{id}")));
+        async move { client.get(url).send().await.unwrap().bytes().await.unwrap() }
+    });
+    for got in futures_util::future::join_all(downloads).await {
+        assert!(got == data);
+    }
+}

@@ -1,0 +1,203 @@
+//! [`ZeroCopyStream`]: a TCP stream whose writes send [`FileWindow`](crate::FileWindow)
+//! bytes with `sendfile(2)` and copy everything else as usual.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::window::{self, InFile};
+
+/// Bytes this process sent with `sendfile(2)` (also the `http_sendfile_bytes_total` metric).
+static SENT_FROM_FILES: AtomicU64 = AtomicU64::new(0);
+
+/// A plain TCP connection that sends mapped file windows from the file.
+pub struct ZeroCopyStream {
+    stream: TcpStream,
+}
+
+impl ZeroCopyStream {
+    pub fn new(stream: TcpStream) -> Self {
+        Self { stream }
+    }
+
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Sends `len` bytes of `from` (the bytes of `slice`) with `sendfile(2)`; falls back to
+    /// copying `slice` where the kernel cannot send the file.
+    fn poll_send_file(
+        &mut self,
+        cx: &mut Context<'_>,
+        slice: &[u8],
+        from: InFile,
+    ) -> Poll<io::Result<usize>> {
+        #[cfg(target_os = "linux")]
+        loop {
+            std::task::ready!(self.stream.poll_write_ready(cx))?;
+            let mut offset = from.offset;
+            let sent = self.stream.try_io(tokio::io::Interest::WRITABLE, || {
+                rustix::fs::sendfile(&self.stream, &*from.file, Some(&mut offset), slice.len())
+                    .map_err(io::Error::from)
+            });
+            match sent {
+                Ok(0) => break,
+                Ok(n) => {
+                    SENT_FROM_FILES.fetch_add(n as u64, Ordering::Relaxed);
+                    metrics::counter!("http_sendfile_bytes_total").increment(n as u64);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if unsupported(&e) => break,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = from;
+        Pin::new(&mut self.stream).poll_write(cx, slice)
+    }
+}
+
+/// An error that says `sendfile(2)` cannot serve these descriptors (not that the
+/// connection failed): the bytes are then copied instead.
+#[cfg(target_os = "linux")]
+fn unsupported(e: &io::Error) -> bool {
+    matches!(
+        rustix::io::Errno::from_io_error(e),
+        Some(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP)
+    )
+}
+
+/// The first non-empty slice of `bufs` that lies in a file window, with its index.
+fn first_window(bufs: &[IoSlice<'_>]) -> Option<(usize, InFile)> {
+    bufs.iter()
+        .enumerate()
+        .find_map(|(i, buf)| window::find(buf).map(|found| (i, found)))
+}
+
+impl AsyncRead for ZeroCopyStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ZeroCopyStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match window::find(buf) {
+            Some(from) => self.poll_send_file(cx, buf, from),
+            None => Pin::new(&mut self.stream).poll_write(cx, buf),
+        }
+    }
+
+    /// What precedes the first window (a response head, say) is written on its own, then
+    /// the window is sent from its file on the next call.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match first_window(bufs) {
+            None => Pin::new(&mut self.stream).poll_write_vectored(cx, bufs),
+            Some((at, from)) if bufs[..at].iter().all(|b| b.is_empty()) => {
+                let slice: &[u8] = &bufs[at];
+                self.poll_send_file(cx, slice, from)
+            }
+            Some((at, _)) => Pin::new(&mut self.stream).poll_write_vectored(cx, &bufs[..at]),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::window::tests::window;
+
+    /// A connected pair: the server side wrapped, the client side plain.
+    async fn pair() -> (ZeroCopyStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (ZeroCopyStream::new(server), client)
+    }
+
+    #[tokio::test]
+    async fn a_head_then_a_window_arrive_as_written_and_the_window_from_its_file() {
+        let content: Vec<u8> = (0..64 * 4096).map(|i| (i * 7 % 253) as u8).collect();
+        let window = window(&content, 8192, 60 * 4096);
+        let body = &window.as_ref()[10..];
+        let head = b"HEAD\r\n";
+        let (mut server, mut client) = pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let from_files_before = SENT_FROM_FILES.load(Ordering::Relaxed);
+        let (total, mut written) = (head.len() + body.len(), 0);
+        while written < total {
+            let bufs = if written < head.len() {
+                vec![IoSlice::new(&head[written..]), IoSlice::new(body)]
+            } else {
+                vec![IoSlice::new(&body[written - head.len()..])]
+            };
+            let n = std::future::poll_fn(|cx| Pin::new(&mut server).poll_write_vectored(cx, &bufs))
+                .await
+                .unwrap();
+            assert!(n > 0);
+            written += n;
+        }
+        server.shutdown().await.unwrap();
+        drop(server);
+        let got = reader.await.unwrap();
+        assert_eq!(&got[..head.len()], head);
+        assert!(got[head.len()..] == content[8192 + 10..8192 + 60 * 4096]);
+        let from_files = SENT_FROM_FILES.load(Ordering::Relaxed) - from_files_before;
+        if cfg!(target_os = "linux") {
+            assert_eq!(from_files, body.len() as u64, "the window went by sendfile");
+        }
+    }
+
+    #[tokio::test]
+    async fn ordinary_memory_is_copied() {
+        let (mut server, mut client) = pair().await;
+        let data = vec![42u8; 100_000];
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        server.write_all(&data).await.unwrap();
+        server.shutdown().await.unwrap();
+        drop(server);
+        assert!(reader.await.unwrap() == data);
+    }
+}
