@@ -229,10 +229,12 @@ fn articles(
     let mut tags_written = 0;
     for i in 1..=args.articles {
         let author = rng.random_range(1..=args.users);
-        let title = format!("Article {i}: {}", sentence(rng, 3..7));
-        let description = sentence(rng, 8..16);
-        let body = (0..rng.random_range(3..8))
-            .map(|_| sentence(rng, 20..60))
+        let title = format!("Article {i}: {}", sentence(rng, 3..7).trim_end_matches('.'));
+        // As people write them: a one-sentence description and a body of about 2 KB
+        // (4 to 9 paragraphs of 30 to 70 words), so the benchmarks render realistic bodies.
+        let description = sentence(rng, 10..20);
+        let body = (0..rng.random_range(4..10))
+            .map(|_| sentence(rng, 30..70))
             .collect::<Vec<_>>()
             .join("\n\n");
         let at = spread(now, i, args.articles);
@@ -356,7 +358,12 @@ fn sentence(rng: &mut StdRng, words: std::ops::Range<usize>) -> String {
         .map(|_| *WORDS.choose(rng).unwrap_or(&"word"))
         .collect();
     picked.shuffle(rng);
-    picked.join(" ")
+    let mut text = picked.join(" ");
+    if let Some(first) = text.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    text.push('.');
+    text
 }
 
 fn start(progress: &ProgressBar, what: &'static str, len: u64) {

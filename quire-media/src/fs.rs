@@ -32,7 +32,10 @@ use crate::{BlobReader, BlobStore, Blocks, ByteStream, MediaError, StoredBlob, i
 /// being written.
 const WRITE_CHUNK: usize = 128 * 1024;
 /// Bytes mapped per blocking call (downloads): one window is sent while the next is mapped.
-const READ_CHUNK: usize = 256 * 1024;
+/// Large, so that mapping, unmapping and the hand-off to the blocking pool cost little per
+/// byte; a window of pages already in the page cache is never populated (a socket sends it
+/// with `sendfile(2)` without touching the mapping), so its size is not resident memory.
+const READ_CHUNK: usize = 2 * 1024 * 1024;
 
 /// A blob store in a local directory.
 pub struct FsBlobStore {
@@ -296,29 +299,143 @@ fn commit(staged: Staged, size: u64, blobs: &Path) -> io::Result<StoredBlob> {
     Ok(StoredBlob { sha256, size })
 }
 
-/// `len` bytes of `file` from `offset`, mapped into memory and read in from disk now (on the
-/// blocking pool), so no async thread that sends them waits on the disk. On a plain HTTP/1
-/// connection the socket recognizes the window and sends it from the file with `sendfile(2)`
-/// (quire-zerocopy); over TLS the write copies straight from the page cache.
-/// The mapping is undone when the last `Bytes` pointing into it is dropped.
+/// `len` bytes of `file` from `offset` as a window that is safe to send from an async thread:
+/// mapped into memory, and in the page cache, so nothing that sends them waits on the disk.
+/// When every page is cached already (the common case for a blob being downloaded) the
+/// window is made here, on the caller's thread: mapping without populating and `cachestat(2)`
+/// do no I/O. Otherwise its pages are read in on the blocking pool first.
+///
+/// On a plain HTTP/1 connection the socket recognizes the window and sends it from the file
+/// with `sendfile(2)` (quire-zerocopy) without touching the mapping; over TLS the write copies
+/// straight from the page cache (minor faults only: the pages are resident). The mapping is
+/// undone when the last `Bytes` pointing into it is dropped.
+fn window(file: Arc<File>, offset: u64, len: usize) -> Window {
+    if residency::all_cached(&file, offset, len) {
+        return Window::Ready(
+            map(&file, offset, len)
+                .map(|map| Bytes::from_owner(FileWindow::new(map, file, offset))),
+        );
+    }
+    Window::Reading(spawn_blocking(move || {
+        let map = map(&file, offset, len)?;
+        residency::read_in(&map);
+        Ok(Bytes::from_owner(FileWindow::new(map, file, offset)))
+    }))
+}
+
+/// A window made at once, or being read in on the blocking pool.
+enum Window {
+    Ready(io::Result<Bytes>),
+    Reading(JoinHandle<io::Result<Bytes>>),
+}
+
+impl Window {
+    async fn bytes(self) -> io::Result<Bytes> {
+        match self {
+            Window::Ready(bytes) => bytes,
+            Window::Reading(task) => task
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(format!("read task failed: {e}")))),
+        }
+    }
+}
+
+/// Maps `len` bytes of `file` from `offset`, without reading them in.
 #[allow(unsafe_code)]
-fn map_window(file: &Arc<File>, offset: u64, len: usize) -> io::Result<Bytes> {
+fn map(file: &File, offset: u64, len: usize) -> io::Result<memmap2::Mmap> {
     // SAFETY: a mapped file must not change while mapped. Blob files never do: each is written
     // under a temporary name, fsynced and renamed into place under the hash of its bytes, and
     // nothing in quire writes to or truncates it afterwards (removal unlinks it, and the
     // mapping keeps the unlinked inode alive).
-    let map = unsafe {
+    unsafe {
         memmap2::MmapOptions::new()
             .offset(offset)
             .len(len)
-            .populate()
-            .map(&**file)?
-    };
-    Ok(Bytes::from_owner(FileWindow::new(
-        map,
-        file.clone(),
-        offset,
-    )))
+            .map(file)
+    }
+}
+
+/// Whether a window's pages are in the page cache, and reading them in when not.
+mod residency {
+    use std::fs::File;
+    #[cfg(target_os = "linux")]
+    use std::os::fd::AsRawFd as _;
+
+    use memmap2::Mmap;
+
+    /// Whether every page of `len` bytes of `file` from `offset` is in the page cache, asked
+    /// with one `cachestat(2)` (Linux 6.5+; one walk of the file's cache, no page touched):
+    /// then sending or copying them never waits on the disk. Any failure (an older kernel)
+    /// answers `false`, and the caller reads the pages in.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    pub(super) fn all_cached(file: &File, offset: u64, len: usize) -> bool {
+        /// `struct cachestat_range` of the kernel's uapi.
+        #[repr(C)]
+        struct Range {
+            off: u64,
+            len: u64,
+        }
+        /// `struct cachestat` of the kernel's uapi.
+        #[repr(C)]
+        #[derive(Default)]
+        struct Stat {
+            nr_cache: u64,
+            nr_dirty: u64,
+            nr_writeback: u64,
+            nr_evicted: u64,
+            nr_recently_evicted: u64,
+        }
+        /// The syscall's number, the same on every architecture (it is newer than the
+        /// unified table).
+        const SYS_CACHESTAT: libc::c_long = 451;
+        if len == 0 {
+            return true;
+        }
+        let range = Range {
+            off: offset,
+            len: len as u64,
+        };
+        let mut stat = Stat::default();
+        // SAFETY: sysconf only reads a constant. cachestat reads `range` and writes `stat`,
+        // both live, properly aligned `#[repr(C)]` values laid out as the kernel's uapi
+        // structs, and borrows the descriptor of `file`, which is open for the whole call; the
+        // flags argument must be 0. Nothing else is read or written, and an unknown syscall
+        // (an older kernel) only returns ENOSYS.
+        let (page, answer) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PAGESIZE),
+                libc::syscall(
+                    SYS_CACHESTAT,
+                    file.as_raw_fd(),
+                    &range as *const Range,
+                    &mut stat as *mut Stat,
+                    0u32,
+                ),
+            )
+        };
+        let Ok(page) = u64::try_from(page) else {
+            return false;
+        };
+        let pages = (offset + len as u64 - 1) / page - offset / page + 1;
+        answer == 0 && stat.nr_cache >= pages
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn all_cached(_: &File, _: u64, _: usize) -> bool {
+        false
+    }
+
+    /// Reads `map`'s pages in from the disk (and maps them): on Linux 5.14+ with one
+    /// `madvise(MADV_POPULATE_READ)`, elsewhere by reading a byte of every page.
+    pub(super) fn read_in(map: &Mmap) {
+        #[cfg(target_os = "linux")]
+        if map.advise(memmap2::Advice::PopulateRead).is_ok() {
+            return;
+        }
+        let touched = map.iter().step_by(4096).fold(0u8, |acc, b| acc ^ b);
+        std::hint::black_box(touched);
+    }
 }
 
 /// An open blob file.
@@ -335,26 +452,19 @@ impl BlobReader for FsBlob {
     fn stream(self: Box<Self>, range: Range<u64>) -> ByteStream {
         let file = self.file;
         let read = move |offset: u64, end: u64| {
-            let file = file.clone();
-            spawn_blocking(move || {
-                let len = (end - offset).min(READ_CHUNK as u64) as usize;
-                map_window(&file, offset, len)
-            })
+            let len = (end - offset).min(READ_CHUNK as u64) as usize;
+            window(file.clone(), offset, len)
         };
-        // Keep one read ahead of the socket so disk and network overlap.
+        // Keep one window ahead of the socket so disk and network overlap.
         let first = (range.start < range.end).then(|| read(range.start, range.end));
         let stream = futures_util::stream::unfold(
             (first, range.start, range.end),
             move |(pending, offset, end)| {
                 let read = read.clone();
                 async move {
-                    let chunk = match pending?.await {
-                        Ok(Ok(chunk)) => chunk,
-                        Ok(Err(e)) => return Some((Err(e), (None, end, end))),
-                        Err(e) => {
-                            let e = io::Error::other(format!("read task failed: {e}"));
-                            return Some((Err(e), (None, end, end)));
-                        }
+                    let chunk = match pending?.bytes().await {
+                        Ok(chunk) => chunk,
+                        Err(e) => return Some((Err(e), (None, end, end))),
                     };
                     let next_offset = offset + chunk.len() as u64;
                     let next = (next_offset < end).then(|| read(next_offset, end));
@@ -373,6 +483,36 @@ mod tests {
 
     fn body(chunks: Vec<io::Result<Bytes>>) -> ByteStream {
         Box::pin(futures_util::stream::iter(chunks))
+    }
+
+    /// A blob whose pages the kernel dropped from its cache is not sent from an async
+    /// thread as is: the check says so, and reading the window in puts it back.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_window_counts_as_cached_only_once_its_pages_are_read_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let len = 1 << 20;
+        std::fs::write(&path, vec![7u8; len]).unwrap();
+        let file = File::open(&path).unwrap();
+        assert!(residency::all_cached(&file, 0, len), "just written");
+        file.sync_all().unwrap();
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        assert!(
+            !residency::all_cached(&file, 0, len),
+            "dropped from the cache"
+        );
+        assert!(
+            !residency::all_cached(&file, 4096, 100),
+            "an unaligned range inside it"
+        );
+        let window = map(&file, 0, len).unwrap();
+        residency::read_in(&window);
+        assert!(residency::all_cached(&file, 0, len), "read in");
+        assert!(
+            residency::all_cached(&file, 4095, 2),
+            "a range across two pages"
+        );
     }
 
     async fn read_all(store: &FsBlobStore, sha: &str, range: Range<u64>) -> Vec<u8> {

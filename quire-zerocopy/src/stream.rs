@@ -3,7 +3,6 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -11,17 +10,27 @@ use tokio::net::TcpStream;
 
 use crate::window::{self, InFile};
 
-/// Bytes this process sent with `sendfile(2)` (also the `http_sendfile_bytes_total` metric).
-static SENT_FROM_FILES: AtomicU64 = AtomicU64::new(0);
-
 /// A plain TCP connection that sends mapped file windows from the file.
 pub struct ZeroCopyStream {
     stream: TcpStream,
+    /// The last `sendfile` filled the socket's buffer (it sent less than asked).
+    filled: bool,
+    /// Bytes this connection sent with `sendfile(2)`.
+    sent_from_files: u64,
 }
 
 impl ZeroCopyStream {
     pub fn new(stream: TcpStream) -> Self {
-        Self { stream }
+        Self {
+            stream,
+            filled: false,
+            sent_from_files: 0,
+        }
+    }
+
+    /// Bytes this connection sent from files with `sendfile(2)`.
+    pub fn sent_from_files(&self) -> u64 {
+        self.sent_from_files
     }
 
     pub fn get_ref(&self) -> &TcpStream {
@@ -40,18 +49,30 @@ impl ZeroCopyStream {
         loop {
             std::task::ready!(self.stream.poll_write_ready(cx))?;
             let mut offset = from.offset;
+            let filled = self.filled;
             let sent = self.stream.try_io(tokio::io::Interest::WRITABLE, || {
+                // After a short send the buffer is most likely still full, and a `sendfile`
+                // into a full socket reads pages from the file only to drop them: ask first
+                // (a `poll` with no wait), and when there is no room, wait for the kernel
+                // to say so like after any `EAGAIN`.
+                if filled && !has_room(&self.stream)? {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
                 rustix::fs::sendfile(&self.stream, &*from.file, Some(&mut offset), slice.len())
                     .map_err(io::Error::from)
             });
             match sent {
                 Ok(0) => break,
                 Ok(n) => {
-                    SENT_FROM_FILES.fetch_add(n as u64, Ordering::Relaxed);
+                    self.filled = n < slice.len();
+                    self.sent_from_files += n as u64;
                     metrics::counter!("http_sendfile_bytes_total").increment(n as u64);
                     return Poll::Ready(Ok(n));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.filled = false;
+                    continue;
+                }
                 Err(e) if unsupported(&e) => break,
                 Err(e) => return Poll::Ready(Err(e)),
             }
@@ -60,6 +81,22 @@ impl ZeroCopyStream {
         let _ = from;
         Pin::new(&mut self.stream).poll_write(cx, slice)
     }
+}
+
+/// Whether the kernel would take more bytes on `stream` now (`POLLOUT`, the same test as
+/// the readiness tokio waits for).
+#[cfg(target_os = "linux")]
+fn has_room(stream: &TcpStream) -> io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::new(stream, PollFlags::OUT)];
+    let no_wait = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&no_wait))?;
+    Ok(fds[0]
+        .revents()
+        .intersects(PollFlags::OUT | PollFlags::ERR | PollFlags::HUP))
 }
 
 /// An error that says `sendfile(2)` cannot serve these descriptors (not that the
@@ -161,7 +198,6 @@ mod tests {
             client.read_to_end(&mut got).await.unwrap();
             got
         });
-        let from_files_before = SENT_FROM_FILES.load(Ordering::Relaxed);
         let (total, mut written) = (head.len() + body.len(), 0);
         while written < total {
             let bufs = if written < head.len() {
@@ -176,13 +212,53 @@ mod tests {
             written += n;
         }
         server.shutdown().await.unwrap();
+        let from_files = server.sent_from_files();
         drop(server);
         let got = reader.await.unwrap();
         assert_eq!(&got[..head.len()], head);
         assert!(got[head.len()..] == content[8192 + 10..8192 + 60 * 4096]);
-        let from_files = SENT_FROM_FILES.load(Ordering::Relaxed) - from_files_before;
         if cfg!(target_os = "linux") {
             assert_eq!(from_files, body.len() as u64, "the window went by sendfile");
+        }
+    }
+
+    /// A window larger than the socket's buffer, to a reader that starts slowly: the sends
+    /// fall short, the stream waits for room, and every byte still arrives in order.
+    #[tokio::test]
+    async fn a_window_larger_than_the_socket_buffer_reaches_a_slow_reader_whole() {
+        let content: Vec<u8> = (0..4096 * 4096).map(|i| (i * 31 % 251) as u8).collect();
+        let window = window(&content, 0, content.len());
+        let (mut server, mut client) = pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            for _ in 0..8 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let n = client.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let (mut written, mut calls) = (0, 0);
+        while written < content.len() {
+            let rest = &window.as_ref()[written..];
+            written += std::future::poll_fn(|cx| Pin::new(&mut server).poll_write(cx, rest))
+                .await
+                .unwrap();
+            calls += 1;
+        }
+        server.shutdown().await.unwrap();
+        let from_files = server.sent_from_files();
+        drop(server);
+        assert!(reader.await.unwrap() == content);
+        assert!(calls > 1, "the socket's buffer took 16 MiB at once");
+        if cfg!(target_os = "linux") {
+            assert_eq!(
+                from_files,
+                content.len() as u64,
+                "the window went by sendfile"
+            );
         }
     }
 
