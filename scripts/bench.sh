@@ -132,8 +132,10 @@ both() {
     run "$scenario" "$goal" hello "$path" "$@"
 }
 
-single='{"cpu_ratio_at_most": 2.0}'
-list='{"cpu_ratio_at_most": 4.0}'
+# Issue 18's goals (with the access line on, its default): a cached 2 KB article <= 1.6x, a
+# page of 20 <= 3x and the tags <= 1.5x the hello peer's CPU per request.
+single='{"cpu_ratio_at_most": 1.6}'
+list='{"cpu_ratio_at_most": 3.0}'
 authed='{"cpu_ratio_at_most": 5.0}'
 tags='{"cpu_ratio_at_most": 1.5}'
 conns='{"connections_throughput_at_least": 0.6}'
@@ -145,7 +147,7 @@ both "GET /api/articles?tag=tag7&limit=20" "$list" "/api/articles?tag=tag7&limit
 both "GET /api/tags" "$tags" /api/tags "${c[@]}"
 both "GET /api/articles/feed (authenticated)" "$authed" /api/articles/feed "${c[@]}" --header "$auth"
 both "GET /api/articles/article-123 (authenticated)" "$authed" /api/articles/article-123 "${c[@]}" --header "$auth"
-# The issue sets no goal for the dashboard; it is held to the lists' ≤ 4x.
+# No issue sets a goal for the dashboard; it is held to the lists' ≤ 3x.
 both "GET /api/profiles/user2/dashboard (list goal)" "$list" /api/profiles/user2/dashboard "${c[@]}"
 # Connecting 10,000 sockets takes a few seconds (SYN backlog): a longer warm-up for those.
 many_scenario="GET /api/articles/article-123: $connections vs $many connections"
