@@ -302,7 +302,7 @@ if [ -f "$out" ]; then
     python3 - "$out" >>"$work/report.md" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
-for name in ("pg", "cluster", "media", "media-s3", "web", "ws", "drills", "long-drills"):
+for name in ("pg", "cluster", "media", "media-s3", "web", "ops", "kernel", "ws", "drills", "long-drills"):
     m = re.search(rf"<!-- {name}:begin -->.*?<!-- {name}:end -->", text, flags=re.S)
     if m:
         print("\n" + m.group(0))
