@@ -309,6 +309,10 @@ fn commit(staged: Staged, size: u64, blobs: &Path) -> io::Result<StoredBlob> {
 /// with `sendfile(2)` (quire-zerocopy) without touching the mapping; over TLS the write copies
 /// straight from the page cache (minor faults only: the pages are resident). The mapping is
 /// undone when the last `Bytes` pointing into it is dropped.
+///
+/// Under memory pressure the kernel may evict a page between the check and the send; the
+/// send then reads it back itself. That is rare, and a populated mapping has the same gap,
+/// since its pages can be reclaimed too.
 fn window(file: Arc<File>, offset: u64, len: usize) -> Window {
     if residency::all_cached(&file, offset, len) {
         return Window::Ready(
