@@ -145,6 +145,11 @@ impl Event {
         }
     }
 
+    /// The JSON bytes (always valid UTF-8), shared by every holder.
+    pub fn json(&self) -> &Bytes {
+        &self.json
+    }
+
     /// The JSON text (always valid UTF-8).
     pub fn text(&self) -> &str {
         std::str::from_utf8(&self.json).unwrap_or_default()

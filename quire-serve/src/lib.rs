@@ -17,6 +17,7 @@ pub mod per_ip;
 pub mod stall;
 pub mod systemd;
 pub mod tls;
+mod upgraded;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -38,6 +39,7 @@ use tower::{Service, ServiceExt};
 
 use crate::per_ip::PerIpLimit;
 use crate::stall::StallGuard;
+pub use crate::upgraded::into_plain_socket;
 
 /// The address of the client a request came from, put in every request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +169,8 @@ pub async fn serve<S, B>(
                 None => {
                     // Plain connections send media windows with sendfile(2).
                     let stream = StallGuard::new(ZeroCopyStream::new(stream), stall_limit);
-                    connection.serve(TokioIo::new(stream), service).await
+                    let io: upgraded::PlainIo = TokioIo::new(stream);
+                    connection.serve(io, service).await
                 }
                 Some(tls) => {
                     // The handshake counts against the header-read timeout: a client that

@@ -32,6 +32,12 @@ impl<I> StallGuard<I> {
         }
     }
 
+    /// The socket, without its guard, for a connection that leaves HTTP and times its own
+    /// writes (an upgraded WebSocket).
+    pub fn into_inner(self) -> I {
+        self.io
+    }
+
     /// Called with a write's outcome: progress disarms the timer, pending arms it (once)
     /// and fails when it has run out.
     fn watch<T>(

@@ -35,6 +35,11 @@ impl ZeroCopyStream {
         &self.stream
     }
 
+    /// The socket itself, for a connection that leaves HTTP (an upgraded WebSocket).
+    pub fn into_inner(self) -> TcpStream {
+        self.stream
+    }
+
     /// Sends `len` bytes of `from` (the bytes of `slice`) with `sendfile(2)`; falls back to
     /// copying `slice` where the kernel cannot send the file.
     fn poll_send_file(

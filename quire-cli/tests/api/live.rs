@@ -178,6 +178,76 @@ async fn subscriptions_change_by_message() {
 }
 
 api_test! {
+async fn a_first_message_sent_with_the_handshake_is_answered() {
+    // A client may send its first frame in the same packet as the upgrade request; the bytes
+    // hyper read past the request must reach the WebSocket.
+    let app = TestApp::start().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut raw = TcpStream::connect(&address).await.unwrap();
+    let payload = br#"{"action":"subscribe","tag":["early"]}"#;
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    let mut bytes = format!(
+        "GET /api/live?tag=nothing HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes();
+    // One masked text frame (a client must mask), FIN set, length under 126.
+    bytes.extend([0x81, 0x80 | payload.len() as u8]);
+    bytes.extend(mask);
+    bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    raw.write_all(&bytes).await.unwrap();
+
+    let mut received = Vec::new();
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let mut chunk = [0u8; 512];
+            let n = raw.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&received));
+            received.extend_from_slice(&chunk[..n]);
+            let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let frame = &received[end + 4..];
+            // An unmasked text frame whose length fits in 7 bits.
+            if frame.len() >= 2 && frame.len() >= 2 + usize::from(frame[1]) {
+                assert_eq!(frame[0], 0x81, "a final text frame");
+                return (
+                    String::from_utf8_lossy(&received[..end]).into_owned(),
+                    serde_json::from_slice::<Value>(&frame[2..2 + usize::from(frame[1])]).unwrap(),
+                );
+            }
+        }
+    })
+    .await
+    .expect("an answer within 5 s");
+    assert!(answer.0.starts_with("HTTP/1.1 101"), "{}", answer.0);
+    assert!(
+        answer.0.to_ascii_lowercase().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "RFC 6455's accept key for its sample key: {}",
+        answer.0
+    );
+    assert_eq!(answer.1, json!({"type": "ack", "action": "subscribe"}));
+}
+}
+
+api_test! {
+async fn a_request_that_is_not_an_upgrade_gets_a_400() {
+    let app = TestApp::start().await;
+    let response = app
+        .client
+        .get(format!("{}/api/live", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    let message = body["errors"]["upgrade"][0].as_str().unwrap_or_default();
+    assert!(message.contains("Connection must include upgrade"), "{body}");
+}
+}
+
+api_test! {
 async fn auth_by_header_or_query_and_bad_tokens_are_refused_before_upgrade() {
     let app = TestApp::start().await;
     let jake = app.register("jake").await;

@@ -3,10 +3,14 @@
 //! reload is refused and the old one kept.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use reqwest::{Certificate, StatusCode, Version};
 use tokio::process::Command;
+use tokio_rustls::rustls;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{QuireProcess, spawn_quire};
 
@@ -61,15 +65,12 @@ fn write_pair(dir: &Path, cert: &str, key: &str) {
     std::fs::write(dir.join("key.pem"), key).unwrap();
 }
 
-api_test! {
-async fn serves_https_with_alpn_hsts_and_reloads_the_certificate_on_sighup() {
-    let dir = crate::support::TestDir::new().await;
-    let (cert1, key1, der1) = self_signed();
-    write_pair(dir.path(), &cert1, &key1);
+/// quire serving HTTPS with the pair [`write_pair`] put in `dir`.
+async fn spawn_over_tls(dir: &crate::support::TestDir) -> QuireProcess {
     let cert_path = dir.path().join("cert.pem");
     let key_path = dir.path().join("key.pem");
-    let quire = spawn_quire(
-        &dir,
+    spawn_quire(
+        dir,
         &[
             "--tls-cert",
             cert_path.to_str().unwrap(),
@@ -77,7 +78,16 @@ async fn serves_https_with_alpn_hsts_and_reloads_the_certificate_on_sighup() {
             key_path.to_str().unwrap(),
         ],
     )
-    .await;
+    .await
+}
+
+api_test! {
+async fn serves_https_with_alpn_hsts_and_reloads_the_certificate_on_sighup() {
+    let dir = crate::support::TestDir::new().await;
+    let (cert1, key1, der1) = self_signed();
+    write_pair(dir.path(), &cert1, &key1);
+    let key_path = dir.path().join("key.pem");
+    let quire = spawn_over_tls(&dir).await;
 
     let h2 = client(&quire, &cert1, false);
     let response = h2.get(url(&quire, "/api/tags")).send().await.unwrap();
@@ -120,6 +130,53 @@ async fn serves_https_with_alpn_hsts_and_reloads_the_certificate_on_sighup() {
     hangup(&quire).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(presented(&quire, &cert2).await, Some(der2));
+}
+}
+
+api_test! {
+async fn live_websockets_work_over_tls() {
+    // Over TLS the upgraded connection stays hyper's; the session must read and write it.
+    let dir = crate::support::TestDir::new().await;
+    let (cert, key, der) = self_signed();
+    write_pair(dir.path(), &cert, &key);
+    let quire = spawn_over_tls(&dir).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(der)).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(&quire.address).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let live = url(&quire, "/api/live?tag=nothing").replace("https://", "wss://");
+    let (mut ws, response) = tokio_tungstenite::client_async(live, tls).await.unwrap();
+    assert_eq!(response.status(), 101);
+    ws.send(Message::text(r#"{"action":"subscribe","tag":["secure"]}"#))
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await.expect("open").expect("no error") {
+                Message::Text(text) => return text,
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("an answer within 5 s");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"type": "ack", "action": "subscribe"})
+    );
 }
 }
 

@@ -14,12 +14,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use quire_app::{App, LiveFilter, LiveTopics, Next, Subscription, Viewer};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::LiveConfig;
 
@@ -43,6 +44,8 @@ pub struct Session {
     pub config: Arc<LiveConfig>,
     /// Changes at every ping time; reads `true` once the server is draining.
     pub beat: watch::Receiver<bool>,
+    /// The connection's place under the live ceilings, given back when the session ends.
+    pub _guard: super::limits::LiveGuard,
 }
 
 /// A client message.
@@ -78,7 +81,7 @@ enum End {
 
 fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
-        code,
+        code: code.into(),
         reason: Utf8Bytes::from_static(reason),
     }))
 }
@@ -147,7 +150,8 @@ where
             if !session.filter.matches(&event) {
                 return None;
             }
-            let text = Utf8Bytes::from(event.text());
+            // The event's own bytes, shared: no copy per subscriber.
+            let text = Utf8Bytes::try_from(event.json().clone()).unwrap_or_default();
             match tokio::time::timeout(
                 session.config.send_timeout,
                 socket.send(Message::Text(text)),
@@ -266,10 +270,11 @@ mod tests {
     /// kept small. Measured in the debug build, where futures are largest.
     #[test]
     fn an_idle_session_future_is_small() {
-        let size = future_size(run::<axum::extract::ws::WebSocket, axum::Error>);
+        type Plain = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+        let size = future_size(run::<Plain, tokio_tungstenite::tungstenite::Error>);
         eprintln!(
             "session future: {size} bytes; live box: {} bytes",
-            std::mem::size_of::<Live<axum::extract::ws::WebSocket>>()
+            std::mem::size_of::<Live<Plain>>()
         );
         assert!(size <= 512, "the session future grew to {size} bytes");
     }
