@@ -9,7 +9,8 @@
 # subscribed to one tag (`quire-bench ws`, core 1, over 127.0.0.2-5); read the server's RSS
 # and the kernel's socket memory; hold them while `quire-bench load` sends GETs at a fixed
 # rate; then write one article with the tag and time its arrival at every subscriber. Then
-# the same idle connections against the ws-peer (core 0, alone).
+# the same idle connections against the ws-peer (core 0, alone), and the same probe event, which
+# the peer broadcasts to all of them through a tokio broadcast channel.
 #
 # Environment (all optional):
 #   QUIRE_WS_CONNECTIONS=18000   idle connections (one server process may open 20,000 files)
@@ -100,8 +101,10 @@ peer_cmd="taskset -c 0 $bench ws-peer --listen 127.0.0.1:$peer_port"
 taskset -c 0 "$bench" ws-peer --listen "127.0.0.1:$peer_port" >"$work/peer.out" 2>&1 &
 peer_pid=$!
 sleep 1
-taskset -c 1 "$bench" ws --url "ws://127.0.0.1:$peer_port/" --connections "$connections" \
-    --source-ips "$sources" --server-pid "$peer_pid" --hold 10s --json >"$work/peer-ws.json"
+# The same probe as quire's: the peer broadcasts the POST's body to every connection.
+taskset -c 1 "$bench" ws --url "ws://127.0.0.1:$peer_port/api/live?tag=bench" --connections "$connections" \
+    --source-ips "$sources" --server-pid "$peer_pid" --hold 10s \
+    --event-url "http://127.0.0.1:$peer_port/api/articles" --token peer --json >"$work/peer-ws.json"
 kill "$peer_pid"
 wait "$peer_pid" 2>/dev/null || true
 peer_pid=
@@ -116,6 +119,7 @@ p = json.load(open(f"{work}/peer-ws.json"))
 hold_note = "" if q["hold_secs"] >= 300 else ", shorter than the issue's 5 minutes"
 l = json.load(open(f"{work}/load.json"))
 f = q["fan_out"]
+pf = p["fan_out"]
 kib = lambda b: f"{b / 1024:.2f} KiB ({b:.0f} B)"
 met = lambda ok: "**met**" if ok else "**not met**"
 p99_ms = l["latency_us"]["p99"] / 1000
@@ -130,7 +134,7 @@ lines = [
  "- **Commit**: \`$commit\`",
  "- **Command**: \`bash scripts/bench-ws.sh\` (QUIRE_WS_CONNECTIONS=$connections, QUIRE_WS_HOLD=$hold, QUIRE_WS_RATE=$rate, QUIRE_WS_LOAD=$load_duration)",
  "- **quire**: \`$quire_cmd\`",
- "- **peer**: \`$peer_cmd\` (axum 0.8, tungstenite defaults: 128 KiB read buffer), loaded alone after quire stopped",
+ "- **peer**: \`$peer_cmd\` (axum 0.8, tungstenite defaults: 128 KiB read buffer; every connection subscribed to one tokio broadcast channel, which the probe's POST feeds), loaded alone after quire stopped",
  "- **clients**: \`$ws_cmd\` (tokio-tungstenite, answering pings; spread over $sources); then \`$load_cmd\` inside the hold",
  "",
  "RSS per connection is the server's VmRSS growth from before the first connect to 3 s after the last, divided by the connections; the \"before\" reading is taken from a quire restarted after the set-up sign-up, so it has served nothing and holds no freed memory the connections could reuse. Kernel socket memory is \`/proc/net/sockstat\` \`TCP mem\` pages (both ends of each loopback connection, machine-wide) and, for the server's side only, the sum of \`ss -tm\` skmem (r+t+f+w+o+bl); it is not in the RSS.",
@@ -156,6 +160,8 @@ lines = [
  f"| server-side skmem (ss), all sockets | {q['server_skmem_bytes']} B over {q['server_skmem_sockets']} | {p['server_skmem_bytes']} B over {p['server_skmem_sockets']} |",
  f"| connect time for all (256 handshakes in flight) | {q['connect_secs']:.1f} s, p99 {q['connect_p99_ms']:.0f} ms | {p['connect_secs']:.1f} s, p99 {p['connect_p99_ms']:.0f} ms |",
  f"| lost during hold | {q['lost']} over {q['hold_secs']:.0f} s | {p['lost']} over {p['hold_secs']:.0f} s |",
+ f"| one event to every subscriber after the write's response: p50 / p99 / max | {f['p50_ms']:.1f} / {f['p99_ms']:.1f} / {f['max_ms']:.1f} ms ({f['delivered']} of {f['subscribers']}) | {pf['p50_ms']:.1f} / {pf['p99_ms']:.1f} / {pf['max_ms']:.1f} ms ({pf['delivered']} of {pf['subscribers']}) |",
+ f"| fan-out p99, quire ÷ peer | {f['p99_ms'] / pf['p99_ms']:.2f}× | 1 |",
  f"| client RSS per connection (quire-bench, 4 KiB read buffer) | {kib(q['client_rss_per_connection'])} | {kib(p['client_rss_per_connection'])} |",
  "",
 ]

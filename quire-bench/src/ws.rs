@@ -477,6 +477,33 @@ mod tests {
         assert!(table(&summary).contains("50 of 50"));
     }
 
+    /// The peer fans one probe event out to every connection, as quire does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_peer_fans_the_probe_out_to_everyone() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(crate::ws_peer::serve(listener));
+        let args = WsArgs {
+            url: format!("ws://{addr}/api/live?tag=bench"),
+            connections: 40,
+            source_ips: vec![],
+            server_pid: None,
+            connect_concurrency: 8,
+            settle: Duration::from_millis(50),
+            hold: Duration::from_millis(100),
+            event_url: Some(format!("http://{addr}/api/articles")),
+            token: Some("unused".into()),
+            event_timeout: Duration::from_secs(5),
+            event_time_file: None,
+            ready_file: None,
+            timeout: Duration::from_secs(5),
+            json: true,
+        };
+        let summary = scenario(&args).await.unwrap();
+        let fan_out = summary.fan_out.expect("a fan-out");
+        assert_eq!((fan_out.subscribers, fan_out.delivered), (40, 40));
+    }
+
     #[test]
     fn ws_urls() {
         let (addr, tag) = parse_ws_url("ws://127.0.0.1:18090/api/live?all=true&tag=bench").unwrap();
