@@ -18,11 +18,11 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use quire_app::{App, LiveFilter, LiveTopics, Next, Subscription, Viewer};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::LiveConfig;
+use super::clock::Beat;
 
 /// Close code for a client that fell too far behind (policy violation).
 pub const CLOSE_TOO_SLOW: u16 = 1008;
@@ -42,8 +42,8 @@ pub struct Session {
     pub filter: LiveFilter,
     pub subscription: Subscription,
     pub config: Arc<LiveConfig>,
-    /// Changes at every ping time; reads `true` once the server is draining.
-    pub beat: watch::Receiver<bool>,
+    /// Ping times, and the start of draining.
+    pub beat: Beat,
     /// The connection's place under the live ceilings, given back when the session ends.
     pub _guard: super::limits::LiveGuard,
 }
@@ -93,7 +93,7 @@ where
 {
     let Live { socket, session } = &mut *live;
     let mut unanswered_pings = 0u32;
-    if *session.beat.borrow() {
+    if session.beat.draining() {
         Box::pin(finish(
             socket,
             End::Close(CLOSE_GOING_AWAY, "server shutting down"),
@@ -105,7 +105,7 @@ where
         let wake = tokio::select! {
             incoming = socket.next() => Wake::Incoming(incoming),
             next = session.subscription.next() => Wake::Bus(next),
-            _ = session.beat.changed() => Wake::Beat,
+            () = session.beat.next() => Wake::Beat,
         };
         // Boxed: its state must not weigh on every idle connection's task.
         if let Some(end) = Box::pin(handle(wake, socket, session, &mut unanswered_pings)).await {
@@ -173,8 +173,7 @@ where
             Some(End::Close(CLOSE_TOO_SLOW, "too slow to keep up"))
         }
         Wake::Bus(Next::Closed) => Some(End::Close(CLOSE_GOING_AWAY, "server shutting down")),
-        // Draining, or the clock is gone with its runtime.
-        Wake::Beat if *session.beat.borrow() || session.beat.has_changed().is_err() => {
+        Wake::Beat if session.beat.draining() => {
             Some(End::Close(CLOSE_GOING_AWAY, "server shutting down"))
         }
         Wake::Beat => {
