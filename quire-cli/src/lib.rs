@@ -11,6 +11,7 @@ pub mod copy;
 pub mod export;
 mod health_metrics;
 pub mod import;
+mod json_lines;
 mod markdown_import;
 mod media_archive;
 pub mod media_copy;

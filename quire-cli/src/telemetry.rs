@@ -24,12 +24,14 @@ use tracing::subscriber::Interest;
 use tracing::{Level, Metadata, Subscriber};
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::LogFormat;
+use crate::json_lines::JsonLines;
 use crate::otlp::{self, OtlpSettings};
 
 /// Lines that may wait for the writer thread before new ones are dropped.
@@ -141,10 +143,8 @@ where
     match format {
         LogFormat::Pretty => layer.boxed(),
         LogFormat::Json => layer
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(JsonFields::new())
+            .event_format(JsonLines)
             .boxed(),
     }
 }
