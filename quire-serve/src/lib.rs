@@ -14,6 +14,7 @@
 
 pub mod listener;
 pub mod per_ip;
+mod sniff;
 pub mod stall;
 pub mod systemd;
 pub mod tls;
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, Version, header};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use ipnet::IpNet;
@@ -167,10 +168,22 @@ pub async fn serve<S, B>(
         tokio::spawn(async move {
             match tls {
                 None => {
-                    // Plain connections send media windows with sendfile(2).
-                    let stream = StallGuard::new(ZeroCopyStream::new(stream), stall_limit);
-                    let io: upgraded::PlainIo = TokioIo::new(stream);
-                    connection.serve(io, service).await
+                    let mode = if connection.protocols.http2.is_none() {
+                        Some(Mode::Http1)
+                    } else {
+                        // h2c is told from HTTP/1 by a peek, so hyper gets the socket itself.
+                        sniff::opens_with_h2_preface(&stream, handshake_timeout)
+                            .await
+                            .map(|h2| if h2 { Mode::Http2 } else { Mode::Http1 })
+                    };
+                    if let Some(mode) = mode {
+                        // Plain connections send media windows with sendfile(2).
+                        let stream = StallGuard::new(ZeroCopyStream::new(stream), stall_limit);
+                        let io: upgraded::PlainIo = TokioIo::new(stream);
+                        connection.serve(io, mode, service).await
+                    } else {
+                        tracing::debug!(%peer, "no request before the header-read timeout");
+                    }
                 }
                 Some(tls) => {
                     // The handshake counts against the header-read timeout: a client that
@@ -178,7 +191,14 @@ pub async fn serve<S, B>(
                     let stream = StallGuard::new(stream, stall_limit);
                     match tokio::time::timeout(handshake_timeout, tls.acceptor.accept(stream)).await
                     {
-                        Ok(Ok(stream)) => connection.serve(TokioIo::new(stream), service).await,
+                        Ok(Ok(stream)) => {
+                            let mode = if connection.protocols.http2.is_some() {
+                                Mode::Auto
+                            } else {
+                                Mode::Http1
+                            };
+                            connection.serve(TokioIo::new(stream), mode, service).await
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -248,7 +268,7 @@ struct Connection {
 
 impl Connection {
     /// Serves one connection (plain or TLS) until it closes or draining shuts it.
-    async fn serve<I, S, B>(mut self, io: TokioIo<I>, service: ConnectionService<S>)
+    async fn serve<I, S, B>(mut self, io: TokioIo<I>, mode: Mode, service: ConnectionService<S>)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         S: AppService<B>,
@@ -276,13 +296,18 @@ impl Connection {
                 result
             }};
         }
-        let result = match &*self.protocols {
-            Protocols::Auto(builder) => {
-                run!(builder.serve_connection_with_upgrades(io, service))
+        let protocols = self.protocols.clone();
+        let result = match (mode, &protocols.http2) {
+            (Mode::Http2, Some((h2, _))) => run!(h2.serve_connection(io, service)),
+            (Mode::Auto, Some((_, auto))) => {
+                run!(auto.serve_connection_with_upgrades(io, service))
             }
-            Protocols::Http1Only(builder) => {
-                run!(builder.serve_connection(io, service).with_upgrades())
-            }
+            _ => run!(
+                protocols
+                    .http1
+                    .serve_connection(io, service)
+                    .with_upgrades()
+            ),
         };
         if let Err(e) = result {
             tracing::debug!(peer = %self.peer, error = %e, "connection ended with an error");
@@ -377,42 +402,66 @@ where
     }
 }
 
-/// The protocol builders. hyper-util's auto builder sniffs the HTTP/2 preface even when told
-/// `http1_only` (for upgradeable connections), so HTTP/1-only uses hyper's own builder.
-/// Neither upgradeable connection type works with hyper-util's `GracefulShutdown`, hence
-/// the drain signal above.
 /// hyper's smallest read buffer.
 const MIN_BUF: usize = 8192;
 
-enum Protocols {
-    Auto(auto::Builder<TokioExecutor>),
-    Http1Only(http1::Builder),
+/// The protocol builders: hyper's HTTP/1 builder, and with HTTP/2 on, hyper's HTTP/2 builder
+/// for plain connections that open with its preface (told by a peek: `sniff.rs`) and
+/// hyper-util's auto builder for TLS connections. Plain connections never go through the auto
+/// builder, which keeps the bytes it sniffed in a wrapper of its own around the socket for
+/// the connection's life (`into_plain_socket` could not take such a socket back). Neither
+/// upgradeable connection type works with hyper-util's `GracefulShutdown`, hence the drain
+/// signal above.
+struct Protocols {
+    http1: http1::Builder,
+    http2: Option<(http2::Builder<TokioExecutor>, auto::Builder<TokioExecutor>)>,
+}
+
+/// Which builder serves a connection.
+#[derive(Clone, Copy)]
+enum Mode {
+    Http1,
+    Http2,
+    /// hyper-util's: HTTP/1 or HTTP/2, by the first bytes it reads.
+    Auto,
 }
 
 impl Protocols {
     fn new(config: &ServeConfig) -> Self {
-        if !config.http2 {
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(config.header_read_timeout)
-                .max_buf_size(config.max_header_bytes.max(MIN_BUF))
-                .keep_alive(config.keep_alive);
-            return Self::Http1Only(builder);
-        }
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
+        let mut http1 = http1::Builder::new();
+        http1
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
             .max_buf_size(config.max_header_bytes.max(MIN_BUF))
             .keep_alive(config.keep_alive);
-        builder
-            .http2()
-            .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
+        if !config.http2 {
+            return Self { http1, http2: None };
+        }
+        let max_header_list = u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX);
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.max_header_list_size(max_header_list)
             .timer(TokioTimer::new())
-            .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(20));
-        Self::Auto(builder)
+            .keep_alive_interval(Some(H2_PING_INTERVAL))
+            .keep_alive_timeout(H2_PING_TIMEOUT);
+        let mut auto = auto::Builder::new(TokioExecutor::new());
+        auto.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .max_buf_size(config.max_header_bytes.max(MIN_BUF))
+            .keep_alive(config.keep_alive);
+        auto.http2()
+            .max_header_list_size(max_header_list)
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(H2_PING_INTERVAL))
+            .keep_alive_timeout(H2_PING_TIMEOUT);
+        Self {
+            http1,
+            http2: Some((h2, auto)),
+        }
     }
 }
+
+/// HTTP/2 connections are pinged this often, and closed when a ping is not answered in
+/// [`H2_PING_TIMEOUT`].
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
