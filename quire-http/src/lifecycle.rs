@@ -162,7 +162,8 @@ impl Done {
                 path,
                 route,
                 status,
-                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                // Whole microseconds: `1.172`, not `1.1719999999999999`.
+                latency_ms = elapsed.as_micros() as f64 / 1000.0,
                 "request done"
             );
         }

@@ -71,6 +71,12 @@ async fn json_lines_carry_the_request_id_and_never_a_secret() {
             let id = span["request_id"].as_str().unwrap_or_default();
             assert!(!id.is_empty(), "a line in a request without its id: {line}");
         }
+        if let Some(latency) = log.get("latency_ms") {
+            // Whole microseconds, written as such: at most three decimals.
+            let text = latency.to_string();
+            let decimals = text.split_once('.').map_or(0, |(_, fraction)| fraction.len());
+            assert!(latency.is_f64() && decimals <= 3, "latency_ms {text}: {line}");
+        }
     }
     assert!(request_lines >= 4, "request lines were logged: {lines:#?}");
     assert!(
