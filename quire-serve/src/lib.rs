@@ -31,7 +31,6 @@ use http::{HeaderValue, Request, Response, Version, header};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use ipnet::IpNet;
 use quire_zerocopy::ZeroCopyStream;
 use tokio::net::{TcpListener, TcpStream};
@@ -168,19 +167,17 @@ pub async fn serve<S, B>(
         tokio::spawn(async move {
             match tls {
                 None => {
-                    let mode = if connection.protocols.http2.is_none() {
-                        Some(Mode::Http1)
+                    let h2 = if connection.protocols.http2.is_none() {
+                        Some(false)
                     } else {
                         // h2c is told from HTTP/1 by a peek, so hyper gets the socket itself.
-                        sniff::opens_with_h2_preface(&stream, handshake_timeout)
-                            .await
-                            .map(|h2| if h2 { Mode::Http2 } else { Mode::Http1 })
+                        sniff::opens_with_h2_preface(&stream, handshake_timeout).await
                     };
-                    if let Some(mode) = mode {
+                    if let Some(h2) = h2 {
                         // Plain connections send media windows with sendfile(2).
                         let stream = StallGuard::new(ZeroCopyStream::new(stream), stall_limit);
                         let io: upgraded::PlainIo = TokioIo::new(stream);
-                        connection.serve(io, mode, service).await
+                        connection.serve(io, h2, service).await
                     } else {
                         tracing::debug!(%peer, "no request before the header-read timeout");
                     }
@@ -192,12 +189,9 @@ pub async fn serve<S, B>(
                     match tokio::time::timeout(handshake_timeout, tls.acceptor.accept(stream)).await
                     {
                         Ok(Ok(stream)) => {
-                            let mode = if connection.protocols.http2.is_some() {
-                                Mode::Auto
-                            } else {
-                                Mode::Http1
-                            };
-                            connection.serve(TokioIo::new(stream), mode, service).await
+                            // ALPN offers h2 only when HTTP/2 is on (`tls.rs`).
+                            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            connection.serve(TokioIo::new(stream), h2, service).await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -268,12 +262,20 @@ struct Connection {
 
 impl Connection {
     /// Serves one connection (plain or TLS) until it closes or draining shuts it.
-    async fn serve<I, S, B>(mut self, io: TokioIo<I>, mode: Mode, service: ConnectionService<S>)
+    /// `h2`: the client opened with HTTP/2 (its preface on a plain connection, ALPN's `h2`
+    /// over TLS).
+    async fn serve<I, S, B>(self, io: TokioIo<I>, h2: bool, service: ConnectionService<S>)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         S: AppService<B>,
         B: ResponseBody,
     {
+        let Connection {
+            protocols,
+            mut draining,
+            linger,
+            peer,
+        } = self;
         // The arms differ only in the connection's type.
         macro_rules! run {
             ($connection:expr) => {{
@@ -281,10 +283,10 @@ impl Connection {
                 tokio::pin!(connection);
                 let result: Result<(), BoxError> = tokio::select! {
                     result = connection.as_mut() => result.map_err(Into::into),
-                    _ = self.draining.changed() => {
+                    _ = draining.changed() => {
                         // Answers now close their connections; give busy clients a moment
                         // to take theirs, then shut whatever is left.
-                        match tokio::time::timeout(self.linger, connection.as_mut()).await {
+                        match tokio::time::timeout(linger, connection.as_mut()).await {
                             Ok(result) => result.map_err(Into::into),
                             Err(_) => {
                                 connection.as_mut().graceful_shutdown();
@@ -296,12 +298,8 @@ impl Connection {
                 result
             }};
         }
-        let protocols = self.protocols.clone();
-        let result = match (mode, &protocols.http2) {
-            (Mode::Http2, Some((h2, _))) => run!(h2.serve_connection(io, service)),
-            (Mode::Auto, Some((_, auto))) => {
-                run!(auto.serve_connection_with_upgrades(io, service))
-            }
+        let result = match (h2, &protocols.http2) {
+            (true, Some(builder)) => run!(builder.serve_connection(io, service)),
             _ => run!(
                 protocols
                     .http1
@@ -310,7 +308,7 @@ impl Connection {
             ),
         };
         if let Err(e) = result {
-            tracing::debug!(peer = %self.peer, error = %e, "connection ended with an error");
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
     }
 }
@@ -405,25 +403,15 @@ where
 /// hyper's smallest read buffer.
 const MIN_BUF: usize = 8192;
 
-/// The protocol builders: hyper's HTTP/1 builder, and with HTTP/2 on, hyper's HTTP/2 builder
-/// for plain connections that open with its preface (told by a peek: `sniff.rs`) and
-/// hyper-util's auto builder for TLS connections. Plain connections never go through the auto
-/// builder, which keeps the bytes it sniffed in a wrapper of its own around the socket for
-/// the connection's life (`into_plain_socket` could not take such a socket back). Neither
-/// upgradeable connection type works with hyper-util's `GracefulShutdown`, hence the drain
-/// signal above.
+/// The protocol builders: hyper's own for HTTP/1 and, with HTTP/2 on, for HTTP/2. A plain
+/// connection's protocol is told by a peek at its first bytes (`sniff.rs`), a TLS one's by
+/// ALPN, so hyper serves the socket itself: hyper-util's auto builder would read the first
+/// bytes into a wrapper of its own around the socket, kept for the connection's life
+/// (`into_plain_socket` could not take such a socket back). Neither upgradeable connection
+/// type works with hyper-util's `GracefulShutdown`, hence the drain signal above.
 struct Protocols {
     http1: http1::Builder,
-    http2: Option<(http2::Builder<TokioExecutor>, auto::Builder<TokioExecutor>)>,
-}
-
-/// Which builder serves a connection.
-#[derive(Clone, Copy)]
-enum Mode {
-    Http1,
-    Http2,
-    /// hyper-util's: HTTP/1 or HTTP/2, by the first bytes it reads.
-    Auto,
+    http2: Option<http2::Builder<TokioExecutor>>,
 }
 
 impl Protocols {
@@ -434,30 +422,15 @@ impl Protocols {
             .header_read_timeout(config.header_read_timeout)
             .max_buf_size(config.max_header_bytes.max(MIN_BUF))
             .keep_alive(config.keep_alive);
-        if !config.http2 {
-            return Self { http1, http2: None };
-        }
-        let max_header_list = u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX);
-        let mut h2 = http2::Builder::new(TokioExecutor::new());
-        h2.max_header_list_size(max_header_list)
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Some(H2_PING_INTERVAL))
-            .keep_alive_timeout(H2_PING_TIMEOUT);
-        let mut auto = auto::Builder::new(TokioExecutor::new());
-        auto.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout)
-            .max_buf_size(config.max_header_bytes.max(MIN_BUF))
-            .keep_alive(config.keep_alive);
-        auto.http2()
-            .max_header_list_size(max_header_list)
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Some(H2_PING_INTERVAL))
-            .keep_alive_timeout(H2_PING_TIMEOUT);
-        Self {
-            http1,
-            http2: Some((h2, auto)),
-        }
+        let http2 = config.http2.then(|| {
+            let mut h2 = http2::Builder::new(TokioExecutor::new());
+            h2.max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(H2_PING_INTERVAL))
+                .keep_alive_timeout(H2_PING_TIMEOUT);
+            h2
+        });
+        Self { http1, http2 }
     }
 }
 

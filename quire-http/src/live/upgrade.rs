@@ -88,6 +88,8 @@ impl Upgrade {
     pub async fn open(self, config: WebSocketConfig) -> Option<Socket> {
         let upgraded = self.on_upgrade.await.ok()?;
         Some(match quire_serve::into_plain_socket(upgraded) {
+            // Not `from_partially_read` with nothing: its input buffer starts larger, and the
+            // live memory test (tests/api/live_memory.rs) saw 7 KB per idle connection.
             Ok((socket, read)) if read.is_empty() => Socket::Plain(
                 WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await,
             ),
