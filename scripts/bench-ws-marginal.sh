@@ -42,8 +42,12 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$quire_pid/status"; }
 batch() {
     taskset -c 1 "$bench" ws --url "ws://127.0.0.1:$port/api/live?tag=marginal" \
         --connections "$batch" --source-ips "$1" --hold "$2" --json >"$work/batch-$1.json" 2>"$work/batch-$1.err" &
-    pids+=("$!")
-    until grep -q 'connected in' "$work/batch-$1.err" 2>/dev/null; do sleep 0.2; done
+    local client=$!
+    pids+=("$client")
+    until grep -q 'connected in' "$work/batch-$1.err" 2>/dev/null; do
+        kill -0 "$client" 2>/dev/null || { cat "$work/batch-$1.err" >&2; exit 1; }
+        sleep 0.2
+    done
     sleep 3
 }
 fresh=$(rss_kib)
